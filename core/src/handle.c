@@ -1,0 +1,120 @@
+/* Handle: the thread-safe side of a driver. Registration goes through the RegistrationSet's
+ * mutex, readiness itself is lock-free, and posted tasks and unpark reach the driver's thread
+ * through the wake token. */
+#include <errno.h>
+#include <sys/epoll.h>
+
+#include "internal.h"
+
+int handle_init(struct handle *h, int epfd, int wake_fd, unsigned release_batch)
+{
+        int r;
+
+        *h = (struct handle){.epfd = epfd, .wake_fd = wake_fd, .release_batch = release_batch};
+        atomic_init(&h->is_shutdown, false);
+        r = regset_init(&h->regset);
+        if (r < 0)
+                return r;
+        r = pthread_mutex_init(&h->task_lock, NULL);
+        if (r) {
+                regset_destroy(&h->regset);
+                return -r;
+        }
+        return 0;
+}
+
+void handle_destroy(struct handle *h)
+{
+        regset_destroy(&h->regset);
+        pthread_mutex_destroy(&h->task_lock);
+}
+
+int handle_register(struct handle *h, int fd, uint32_t interest, const struct waker *w,
+                    struct scheduled_io **out)
+{
+        struct scheduled_io *io;
+        struct epoll_event ev = {.events = interest_to_epoll(interest)};
+        int r;
+
+        if (fd < 0)
+                return -EBADF;
+        r = regset_allocate(&h->regset, fd, interest, w, &io);
+        if (r < 0)
+                return r;
+        ev.data.ptr = io;
+        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+                r = -errno;
+                regset_remove_unpublished(&h->regset, io);
+                return r;
+        }
+        metrics_inc_registered(&h->metrics);
+        *out = io;
+        return 0;
+}
+
+int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t interest)
+{
+        struct epoll_event ev = {.events = interest_to_epoll(interest), .data.ptr = io};
+
+        if (atomic_load(&h->is_shutdown))
+                return -ESHUTDOWN;
+        if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
+                return -errno;
+        io->interest = interest;
+        return 0;
+}
+
+int handle_deregister(struct handle *h, struct scheduled_io *io)
+{
+        int r = 0;
+
+        if (epoll_ctl(h->epfd, EPOLL_CTL_DEL, io->fd, NULL) == -1)
+                r = -errno;
+        /* Whatever epoll said, the record leaves the set: an fd closed before deregistration has
+         * already left epoll, and keeping its record would leak it (tokio #7563, #6329). */
+        sio_release(io);
+        metrics_inc_deregistered(&h->metrics);
+        if (regset_deregister(&h->regset, io, h->release_batch))
+                handle_unpark(h);
+        return r;
+}
+
+int handle_unpark(struct handle *h)
+{
+        return wake_token_signal(h->wake_fd);
+}
+
+int handle_post(struct handle *h, struct driver_task *task)
+{
+        task->next = NULL;
+        pthread_mutex_lock(&h->task_lock);
+        if (h->task_tail)
+                h->task_tail->next = task;
+        else
+                h->task_head = task;
+        h->task_tail = task;
+        pthread_mutex_unlock(&h->task_lock);
+        return handle_unpark(h);
+}
+
+/* Run the tasks posted before this call; tasks they post run on the next turn. */
+void handle_run_tasks(struct handle *h)
+{
+        struct driver_task *t;
+
+        pthread_mutex_lock(&h->task_lock);
+        t = h->task_head;
+        h->task_head = h->task_tail = NULL;
+        pthread_mutex_unlock(&h->task_lock);
+        while (t) {
+                struct driver_task *next = t->next;
+                t->next = NULL;
+                t->fn(t);
+                t = next;
+        }
+}
+
+void handle_metrics(struct handle *h, struct driver_metrics *out)
+{
+        metrics_read(&h->metrics, out);
+}

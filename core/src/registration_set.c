@@ -1,0 +1,155 @@
+/* RegistrationSet: owns every ScheduledIo of a driver. The epoll token is the record's address,
+ * so a deregistered record goes to a pending list and is freed only at the start of the next
+ * turn, when no event array that may hold its address is being walked. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+int regset_init(struct registration_set *s)
+{
+        *s = (struct registration_set){0};
+        return -pthread_mutex_init(&s->lock, NULL);
+}
+
+static void free_list(struct scheduled_io *io)
+{
+        while (io) {
+                struct scheduled_io *next = io->next;
+                sio_destroy(io);
+                free(io);
+                io = next;
+        }
+}
+
+void regset_destroy(struct registration_set *s)
+{
+        free_list(s->registered);
+        free_list(s->pending);
+        s->registered = s->pending = NULL;
+        pthread_mutex_destroy(&s->lock);
+}
+
+static void unlink_registered(struct registration_set *s, struct scheduled_io *io)
+{
+        if (io->prev)
+                io->prev->next = io->next;
+        else
+                s->registered = io->next;
+        if (io->next)
+                io->next->prev = io->prev;
+        io->prev = io->next = NULL;
+        s->n_registered--;
+}
+
+int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const struct waker *w,
+                    struct scheduled_io **out)
+{
+        struct scheduled_io *io = malloc(sizeof(*io));
+
+        if (!io)
+                return -ENOMEM;
+        sio_init(io, fd, interest, w);
+        pthread_mutex_lock(&s->lock);
+        if (s->is_shutdown) {
+                pthread_mutex_unlock(&s->lock);
+                sio_destroy(io);
+                free(io);
+                return -ESHUTDOWN;
+        }
+        io->next = s->registered;
+        if (io->next)
+                io->next->prev = io;
+        s->registered = io;
+        s->n_registered++;
+        pthread_mutex_unlock(&s->lock);
+        *out = io;
+        return 0;
+}
+
+void regset_remove_unpublished(struct registration_set *s, struct scheduled_io *io)
+{
+        pthread_mutex_lock(&s->lock);
+        unlink_registered(s, io);
+        pthread_mutex_unlock(&s->lock);
+        sio_destroy(io);
+        free(io);
+}
+
+bool regset_deregister(struct registration_set *s, struct scheduled_io *io, size_t batch)
+{
+        bool wake;
+
+        pthread_mutex_lock(&s->lock);
+        unlink_registered(s, io);
+        io->next = s->pending;
+        s->pending = io;
+        s->n_pending++;
+        wake = s->n_pending == batch;
+        pthread_mutex_unlock(&s->lock);
+        return wake;
+}
+
+size_t regset_release(struct registration_set *s)
+{
+        struct scheduled_io *list;
+        size_t n;
+
+        pthread_mutex_lock(&s->lock);
+        if (s->release_holds || !s->pending) {
+                pthread_mutex_unlock(&s->lock);
+                return 0;
+        }
+        list = s->pending;
+        n = s->n_pending;
+        s->pending = NULL;
+        s->n_pending = 0;
+        pthread_mutex_unlock(&s->lock);
+        free_list(list);
+        return n;
+}
+
+size_t regset_pending(struct registration_set *s)
+{
+        size_t n;
+
+        pthread_mutex_lock(&s->lock);
+        n = s->n_pending;
+        pthread_mutex_unlock(&s->lock);
+        return n;
+}
+
+/* Mark the set shut down and hand back every live record; the records stay allocated (release
+ * is held) until regset_shutdown_done(), so the caller may wake them outside the lock. */
+int regset_shutdown(struct registration_set *s, struct scheduled_io ***out, size_t *n)
+{
+        struct scheduled_io **ios;
+        size_t i = 0;
+
+        pthread_mutex_lock(&s->lock);
+        s->is_shutdown = true;
+        ios = calloc(s->n_registered ? s->n_registered : 1, sizeof(*ios));
+        if (!ios) {
+                /* Still mark every record, so polls report the shutdown; only wakers go uncalled.
+                 */
+                for (struct scheduled_io *io = s->registered; io; io = io->next)
+                        sio_set_shutdown(io);
+                pthread_mutex_unlock(&s->lock);
+                return -ENOMEM;
+        }
+        for (struct scheduled_io *io = s->registered; io; io = io->next)
+                ios[i++] = io;
+        s->release_holds++;
+        pthread_mutex_unlock(&s->lock);
+        *out = ios;
+        *n = i;
+        return 0;
+}
+
+void regset_shutdown_done(struct registration_set *s, struct scheduled_io **ios)
+{
+        pthread_mutex_lock(&s->lock);
+        s->release_holds--;
+        pthread_mutex_unlock(&s->lock);
+        free(ios);
+}

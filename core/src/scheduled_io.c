@@ -1,0 +1,160 @@
+/* ScheduledIo: the readiness word of one registered resource and its two waker slots.
+ * The driver sets readiness (OR bits in, advance the tick); a consumer clears what its snapshot
+ * saw only if the tick is unchanged, so readiness that arrived meanwhile is never lost. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static uint64_t pack(uint64_t tick, uint64_t flags)
+{
+        return (tick << SIO_TICK_SHIFT) | flags;
+}
+
+static uint64_t tick_of(uint64_t state)
+{
+        return state >> SIO_TICK_SHIFT;
+}
+
+void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct waker *w)
+{
+        memset(io, 0, sizeof(*io));
+        atomic_init(&io->state, 0);
+        io->fd = fd;
+        io->interest = interest;
+        pthread_mutex_init(&io->lock, NULL);
+        if (w) {
+                io->wakers[DIRECTION_READ] = *w;
+                io->wakers[DIRECTION_WRITE] = *w;
+        }
+}
+
+void sio_destroy(struct scheduled_io *io)
+{
+        pthread_mutex_destroy(&io->lock);
+}
+
+uint64_t sio_tick(const struct scheduled_io *io)
+{
+        return tick_of(atomic_load(&io->state));
+}
+
+uint32_t sio_set_readiness(struct scheduled_io *io, uint32_t ready)
+{
+        uint64_t cur = atomic_load(&io->state), next;
+
+        do {
+                uint64_t tick = (tick_of(cur) + 1) & SIO_TICK_MAX;
+                next = pack(tick, (cur & (SIO_READY_MASK | SIO_SHUTDOWN)) | (ready & READY_ALL));
+        } while (!atomic_compare_exchange_weak(&io->state, &cur, next));
+        return (uint32_t)(next & SIO_READY_MASK);
+}
+
+bool sio_clear_readiness(struct scheduled_io *io, struct ready_event ev)
+{
+        uint64_t cur = atomic_load(&io->state), next;
+        uint64_t clear = ev.ready & READY_ALL & ~(uint64_t)READY_STICKY;
+
+        do {
+                if (tick_of(cur) != ev.tick)
+                        return false;
+                next = cur & ~clear; /* tick and shutdown bit stay as they are */
+        } while (!atomic_compare_exchange_weak(&io->state, &cur, next));
+        return true;
+}
+
+void sio_set_shutdown(struct scheduled_io *io)
+{
+        atomic_fetch_or(&io->state, SIO_SHUTDOWN);
+}
+
+struct ready_event sio_ready(const struct scheduled_io *io, uint32_t interest)
+{
+        uint64_t cur = atomic_load(&io->state);
+        struct ready_event ev = {
+            .ready = (uint32_t)(cur & SIO_READY_MASK) & ready_from_interest(interest),
+            .tick = tick_of(cur),
+            .is_shutdown = (cur & SIO_SHUTDOWN) != 0,
+        };
+        return ev;
+}
+
+static bool snapshot(struct scheduled_io *io, enum direction dir, struct ready_event *ev)
+{
+        uint64_t cur = atomic_load(&io->state);
+
+        ev->ready = (uint32_t)(cur & SIO_READY_MASK) & (direction_mask(dir) | READY_ERROR);
+        ev->tick = tick_of(cur);
+        ev->is_shutdown = (cur & SIO_SHUTDOWN) != 0;
+        return ev->ready != 0 || ev->is_shutdown;
+}
+
+int sio_poll_ready(struct scheduled_io *io, enum direction dir, const struct waker *w,
+                   struct ready_event *ev)
+{
+        struct ready_event tmp;
+
+        if (!ev)
+                ev = &tmp;
+        if (!snapshot(io, dir, ev)) {
+                if (!w)
+                        return -EAGAIN;
+                sio_set_waker(io, dir, w);
+                /* The driver stores readiness before it takes the lock to read the wakers, so a
+                 * second look after installing ours cannot miss a wake-up. */
+                if (!snapshot(io, dir, ev))
+                        return -EAGAIN;
+        }
+        return ev->is_shutdown ? -ESHUTDOWN : 0;
+}
+
+void sio_set_waker(struct scheduled_io *io, enum direction dir, const struct waker *w)
+{
+        pthread_mutex_lock(&io->lock);
+        if (!io->released) {
+                if (w)
+                        io->wakers[dir] = *w;
+                else
+                        memset(&io->wakers[dir], 0, sizeof(io->wakers[dir]));
+        }
+        pthread_mutex_unlock(&io->lock);
+}
+
+int sio_fd(const struct scheduled_io *io)
+{
+        return io->fd;
+}
+
+void sio_release(struct scheduled_io *io)
+{
+        pthread_mutex_lock(&io->lock);
+        io->released = true;
+        memset(io->wakers, 0, sizeof(io->wakers));
+        pthread_mutex_unlock(&io->lock);
+}
+
+void sio_wake(struct scheduled_io *io, uint32_t ready)
+{
+        struct waker call[2];
+        uint32_t bits[2];
+        size_t n = 0;
+
+        pthread_mutex_lock(&io->lock);
+        for (int dir = DIRECTION_READ; dir <= DIRECTION_WRITE; dir++) {
+                struct waker *w = &io->wakers[dir];
+                uint32_t mine = ready & (direction_mask(dir) | READY_ERROR | READY_PRIORITY);
+
+                if (!w->fn || !mine)
+                        continue;
+                /* One waker serving both directions is called once, with the union. */
+                if (n == 1 && call[0].fn == w->fn && call[0].arg == w->arg) {
+                        bits[0] |= mine;
+                        continue;
+                }
+                call[n] = *w;
+                bits[n++] = mine;
+        }
+        pthread_mutex_unlock(&io->lock);
+        for (size_t i = 0; i < n; i++)
+                call[i].fn(call[i].arg, bits[i]);
+}
