@@ -93,6 +93,7 @@ int handle_post(struct handle *h, struct driver_task *task)
         else
                 h->task_head = task;
         h->task_tail = task;
+        atomic_store_explicit(&h->tasks_posted, true, memory_order_relaxed);
         pthread_mutex_unlock(&h->task_lock);
         return handle_unpark(h);
 }
@@ -102,7 +103,11 @@ void handle_run_tasks(struct handle *h)
 {
         struct driver_task *t;
 
+        /* A post racing this check also unparks the driver, so it runs on the next turn. */
+        if (!atomic_load_explicit(&h->tasks_posted, memory_order_relaxed))
+                return;
         pthread_mutex_lock(&h->task_lock);
+        atomic_store_explicit(&h->tasks_posted, false, memory_order_relaxed);
         t = h->task_head;
         h->task_head = h->task_tail = NULL;
         pthread_mutex_unlock(&h->task_lock);

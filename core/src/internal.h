@@ -17,13 +17,15 @@
 #define SIO_TICK_SHIFT 7
 #define SIO_TICK_MAX   ((UINT64_C(1) << (64 - SIO_TICK_SHIFT)) - 1)
 
+/* What an event touches (state, wakers) comes first, in one 64-byte line; records are
+ * allocated 64-byte aligned. */
 struct scheduled_io {
         _Atomic uint64_t state;
         int fd;
         uint32_t interest;
-        pthread_mutex_t lock; /* guards wakers and released */
-        bool released;        /* deregistered: wakers dropped, freed at next turn */
         struct waker wakers[2];
+        bool released;                    /* deregistered: wakers dropped, freed at next turn */
+        pthread_mutex_t lock;             /* guards wakers and released */
         struct scheduled_io *prev, *next; /* registered list, or pending list (next only) */
 };
 
@@ -42,8 +44,8 @@ struct registration_set {
         struct scheduled_io *registered; /* doubly linked */
         struct scheduled_io *pending;    /* deregistered, freed at the next turn */
         size_t n_registered;
-        size_t n_pending;
-        unsigned release_holds; /* >0 while shutdown walks records outside the lock */
+        _Atomic size_t n_pending; /* read without the lock to skip an empty release */
+        unsigned release_holds;   /* >0 while shutdown walks records outside the lock */
         bool is_shutdown;
 };
 
@@ -88,6 +90,7 @@ struct handle {
         struct metrics metrics;
         pthread_mutex_t task_lock;
         struct driver_task *task_head, *task_tail;
+        _Atomic bool tasks_posted; /* read without the lock to skip an empty queue */
 };
 
 int handle_init(struct handle *h, int epfd, int wake_fd, unsigned release_batch);

@@ -45,7 +45,7 @@ static void unlink_registered(struct registration_set *s, struct scheduled_io *i
 int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const struct waker *w,
                     struct scheduled_io **out)
 {
-        struct scheduled_io *io = malloc(sizeof(*io));
+        struct scheduled_io *io = aligned_alloc(64, (sizeof(*io) + 63) & ~(size_t)63);
 
         if (!io)
                 return -ENOMEM;
@@ -95,6 +95,8 @@ size_t regset_release(struct registration_set *s)
         struct scheduled_io *list;
         size_t n;
 
+        if (atomic_load_explicit(&s->n_pending, memory_order_relaxed) == 0)
+                return 0; /* a release racing this check is freed on the next turn */
         pthread_mutex_lock(&s->lock);
         if (s->release_holds || !s->pending) {
                 pthread_mutex_unlock(&s->lock);
