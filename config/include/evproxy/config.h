@@ -1,0 +1,132 @@
+/* evproxy configuration: a libconfig file turned into a validated, immutable struct cfg.
+ * cfg_load() checks everything that can be checked without opening a socket and reports the
+ * first problem as file:line: setting: message. Nothing here logs, binds or starts threads.
+ * File format: packaging/evproxy.conf. */
+#ifndef EVPROXY_CONFIG_H
+#define EVPROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+enum cfg_addr_kind { CFG_ADDR_INET, CFG_ADDR_UNIX, CFG_ADDR_ABSTRACT, CFG_ADDR_SYSTEMD };
+
+struct cfg_addr {
+        enum cfg_addr_kind kind;
+        char text[128];             /* as written in the file, e.g. "[::1]:8080", "unix:@app" */
+        struct sockaddr_storage sa; /* INET/UNIX/ABSTRACT: ready for bind()/connect() */
+        socklen_t sa_len; /* abstract: offsetof(sun_path)+1+strlen(name), no trailing NUL */
+        bool wildcard;    /* "*:port": sa is in6addr_any; daemon binds with IPV6_V6ONLY=0 */
+        char name[64];    /* CFG_ADDR_SYSTEMD: the fd name */
+};
+
+/* Host bits beyond the prefix are cleared ("10.1.2.3/8" becomes 10.0.0.0/8). An IPv4-mapped
+ * IPv6 CIDR (::ffff:a.b.c.d/96..128) is stored as AF_INET with prefix - 96. */
+struct cfg_cidr {
+        int family;       /* AF_INET or AF_INET6 */
+        uint8_t addr[16]; /* AF_INET uses addr[0..3] */
+        unsigned prefix;
+};
+
+enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
+enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
+enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
+
+struct cfg_health {
+        unsigned fails;        /* failed connects in a row before skipping; 0 = never skip */
+        double backoff;        /* seconds skipped after the first failure streak */
+        double backoff_max;    /* doubling stops here */
+        double check_interval; /* 0 = no active check */
+};
+
+struct cfg_route {
+        char *name;
+        struct cfg_addr *listen;
+        size_t n_listen;
+        struct cfg_addr *upstreams;
+        size_t n_upstreams;
+        enum cfg_balance balance;
+        double connect_timeout;   /* seconds */
+        double idle_timeout;      /* seconds, 0 = none */
+        unsigned max_connections; /* 0 = only the global limit */
+        struct cfg_cidr *allow;   /* empty = everyone not denied */
+        size_t n_allow;
+        struct cfg_cidr *deny;
+        size_t n_deny;
+        enum cfg_proxy_protocol proxy_protocol;
+        bool accept_proxy_protocol;
+        double proxy_protocol_timeout; /* seconds allowed for a client's PROXY header */
+        mode_t unix_mode;
+        struct cfg_health health;
+        int line; /* where the route starts in its file (for messages) */
+};
+
+struct cfg {
+        char *path;       /* the file loaded */
+        unsigned workers; /* 0 = one per CPU */
+        unsigned max_connections;
+        double drain_timeout;
+        int log_level; /* syslog LOG_DEBUG..LOG_ERR */
+        bool access_log;
+        char *user; /* NULL = do not drop privileges */
+        bool has_metrics;
+        struct cfg_addr metrics_listen;
+        enum cfg_forwarding forwarding;
+        size_t buffer_size; /* bytes per direction for copy forwarding and per splice pipe */
+        struct cfg_route *routes;
+        size_t n_routes;
+};
+
+struct cfg_error {
+        char file[4096];
+        int line;          /* 0 if unknown */
+        char setting[256]; /* e.g. "routes[0].upstreams[1]"; empty if none */
+        char message[512];
+};
+
+/* 0, or -errno: -ENOENT, -EACCES, -EISDIR, -EFBIG ... for the file itself, -EINVAL for bad
+ * content, -ENOMEM. err (may be NULL) is filled on every failure. @include paths are relative
+ * to the directory of the main file (libconfig 1.5 prefixes absolute ones too). */
+int cfg_load(const char *path, struct cfg **out, struct cfg_error *err);
+/* For tests and fuzzing: name is used as the file in messages (NULL: "<string>"); @include is
+ * relative to the current directory. */
+int cfg_load_string(const char *text, const char *name, struct cfg **out, struct cfg_error *err);
+void cfg_free(struct cfg *c); /* accepts NULL */
+
+/* "evproxy.conf:14: routes[0].upstreams[1]: \"127.0.0.1:99999\": port out of range".
+ * Returns the length snprintf would have written (>= len means truncated) or -EINVAL. */
+int cfg_error_format(const struct cfg_error *err, char *buf, size_t len);
+
+/* Same listener identity: kind + sockaddr (+ the wildcard flag), or the systemd name. */
+bool cfg_addr_equal(const struct cfg_addr *a, const struct cfg_addr *b);
+/* Parses one address as written in the file. 0 or -EINVAL with a reason in msg. */
+int cfg_addr_parse(const char *text, bool for_listen, struct cfg_addr *out, char *msg,
+                   size_t msg_len);
+/* Parses "a.b.c.d/n", "v6/n" or a bare address (full-length prefix). 0 or -EINVAL + msg. */
+int cfg_cidr_parse(const char *text, struct cfg_cidr *out, char *msg, size_t msg_len);
+/* Does addr (AF_INET or AF_INET6 sockaddr; v4-mapped v6 counts as v4) fall in cidr? */
+bool cfg_cidr_match(const struct cfg_cidr *cidr, const struct sockaddr *addr);
+
+/* Which listeners stayed, were added, were removed between two configs (reload uses it). A
+ * listener is identified by its address (kind + sockaddr, or systemd name); entries point into
+ * the configs, and name the route each belongs to. */
+struct cfg_listener_ref {
+        const struct cfg_route *route;
+        const struct cfg_addr *addr;
+        size_t route_index, listen_index;
+};
+struct cfg_diff {
+        struct cfg_listener_ref *kept_old, *kept_new;
+        size_t n_kept; /* pairs: same index */
+        struct cfg_listener_ref *added;
+        size_t n_added;
+        struct cfg_listener_ref *removed;
+        size_t n_removed;
+};
+/* old_cfg may be NULL (everything is added). 0 or -ENOMEM; out is zeroed on failure. */
+int cfg_diff_listeners(const struct cfg *old_cfg, const struct cfg *new_cfg, struct cfg_diff *out);
+void cfg_diff_free(struct cfg_diff *d); /* accepts NULL and a zeroed diff */
+
+#endif

@@ -1,0 +1,72 @@
+/* Private glue between the config/ source files: the parse context that turns a libconfig
+ * setting into "file:line: setting: message", typed getters that enforce ranges, and the
+ * pieces each file exports to the others. Nothing here is part of the public API. */
+#ifndef EVPROXY_CONFIG_INTERNAL_H
+#define EVPROXY_CONFIG_INTERNAL_H
+
+#include <libconfig.h>
+
+#include "evproxy/config.h"
+
+/* Limits on what a file may ask us to allocate. */
+#define CFG_MAX_FILE_SIZE  (4u << 20)
+#define CFG_MAX_ROUTES     4096
+#define CFG_MAX_LISTEN     256
+#define CFG_MAX_UPSTREAMS  1024
+#define CFG_MAX_CIDRS      65536
+#define CFG_ROUTE_NAME_MAX 63
+#define CFG_USER_NAME_MAX  32
+
+struct cfg_ctx {
+        struct cfg_error *err;      /* never NULL */
+        const char *main_file;      /* shown for settings that come from the main text */
+        const char *include_prefix; /* NULL, or directory @include names are relative to */
+};
+
+#define CFG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* error.c */
+void cfg_error_set(struct cfg_error *err, const char *file, int line, const char *setting,
+                   const char *fmt, ...) CFG_PRINTF(5, 6);
+void cfg_display_file(const struct cfg_ctx *ctx, const char *source, char *buf, size_t len);
+void cfg_setting_path(const config_setting_t *s, char *buf, size_t len);
+int cfg_setting_line(const config_setting_t *s);
+void cfg_quote(const char *text, char *buf, size_t len);
+/* Reports a problem with setting s; returns -EINVAL. */
+int cfg_fail(const struct cfg_ctx *ctx, const config_setting_t *s, const char *fmt, ...)
+    CFG_PRINTF(3, 4);
+/* Reports a problem with the member key of group (which may be absent); returns -EINVAL. */
+int cfg_fail_key(const struct cfg_ctx *ctx, const config_setting_t *group, const char *key,
+                 const char *fmt, ...) CFG_PRINTF(4, 5);
+/* Reports that group lacks a required member key; returns -EINVAL. */
+int cfg_fail_missing(const struct cfg_ctx *ctx, const config_setting_t *group, const char *key);
+
+/* values.c: each returns 0 or -EINVAL after reporting through ctx. */
+int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
+                   const char *const *keys);
+int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s);
+int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
+                 unsigned long long max, unsigned long long *out);
+int cfg_get_seconds(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
+                    double *out);
+int cfg_get_bool(const struct cfg_ctx *ctx, const config_setting_t *s, bool *out);
+int cfg_get_string(const struct cfg_ctx *ctx, const config_setting_t *s, const char **out);
+/* words is NULL-terminated; *out is the index of the match. */
+int cfg_get_word(const struct cfg_ctx *ctx, const config_setting_t *s, const char *const *words,
+                 int *out);
+/* A [ ... ] or ( ... ) whose elements are all strings; *n its length. */
+int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bool allow_empty,
+                        size_t max, size_t *n);
+
+/* addr.c */
+int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
+/* Would binding both a and b fight over the same port ("*:80" against "0.0.0.0:80")? */
+bool cfg_addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b);
+
+/* parse.c, route.c, validate.c */
+int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);
+int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg_route *r);
+void cfg_route_free(struct cfg_route *r);
+int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const struct cfg *c);
+
+#endif

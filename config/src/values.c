@@ -1,0 +1,167 @@
+/* Typed access to libconfig settings. libconfig keeps ints, 64-bit ints and floats apart and
+ * never converts for us (auto-convert is off), so every getter checks the type itself and
+ * says, in words, what was expected and what was found, then checks the range. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *type_words(int type)
+{
+        switch (type) {
+        case CONFIG_TYPE_GROUP:
+                return "a group { ... }";
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+                return "an integer";
+        case CONFIG_TYPE_FLOAT:
+                return "a decimal number";
+        case CONFIG_TYPE_STRING:
+                return "a string";
+        case CONFIG_TYPE_BOOL:
+                return "true or false";
+        case CONFIG_TYPE_ARRAY:
+                return "a list [ ... ]";
+        case CONFIG_TYPE_LIST:
+                return "a list ( ... )";
+        default:
+                return "nothing";
+        }
+}
+
+static int wrong_type(const struct cfg_ctx *ctx, const config_setting_t *s, const char *expected)
+{
+        return cfg_fail(ctx, s, "expected %s, found %s", expected,
+                        type_words(config_setting_type(s)));
+}
+
+int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
+                   const char *const *keys)
+{
+        int i, n = config_setting_length(group);
+
+        for (i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+                const char *name = config_setting_name(s);
+                const char *const *k;
+
+                for (k = keys; *k; k++)
+                        if (name && strcmp(*k, name) == 0)
+                                break;
+                if (!*k)
+                        return cfg_fail(ctx, s, "unknown setting");
+        }
+        return 0;
+}
+
+int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+                return wrong_type(ctx, s, "a group { ... }");
+        return 0;
+}
+
+int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
+                 unsigned long long max, unsigned long long *out)
+{
+        long long v;
+
+        if (config_setting_type(s) != CONFIG_TYPE_INT &&
+            config_setting_type(s) != CONFIG_TYPE_INT64)
+                return wrong_type(ctx, s, "an integer");
+        v = config_setting_get_int64(s);
+        if (v < 0 || (unsigned long long)v < min || (unsigned long long)v > max)
+                return cfg_fail(ctx, s, "%lld is out of range (%llu..%llu)", v, min, max);
+        *out = (unsigned long long)v;
+        return 0;
+}
+
+int cfg_get_seconds(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
+                    double *out)
+{
+        double v;
+
+        switch (config_setting_type(s)) {
+        case CONFIG_TYPE_INT:
+        case CONFIG_TYPE_INT64:
+                v = (double)config_setting_get_int64(s);
+                break;
+        case CONFIG_TYPE_FLOAT:
+                v = config_setting_get_float(s);
+                break;
+        default:
+                return wrong_type(ctx, s, "a number of seconds");
+        }
+        if (!isfinite(v) || v < min || v > max)
+                return cfg_fail(ctx, s, "%g seconds is out of range (%g..%g)", v, min, max);
+        *out = v;
+        return 0;
+}
+
+int cfg_get_bool(const struct cfg_ctx *ctx, const config_setting_t *s, bool *out)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+                return wrong_type(ctx, s, "true or false");
+        *out = config_setting_get_bool(s) != 0;
+        return 0;
+}
+
+int cfg_get_string(const struct cfg_ctx *ctx, const config_setting_t *s, const char **out)
+{
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                return wrong_type(ctx, s, "a string");
+        *out = config_setting_get_string(s);
+        return 0;
+}
+
+int cfg_get_word(const struct cfg_ctx *ctx, const config_setting_t *s, const char *const *words,
+                 int *out)
+{
+        char quoted[200], expected[256] = "";
+        const char *v;
+        size_t pos = 0;
+        int i, r;
+
+        r = cfg_get_string(ctx, s, &v);
+        if (r < 0)
+                return r;
+        for (i = 0; words[i]; i++) {
+                if (strcmp(words[i], v) == 0) {
+                        *out = i;
+                        return 0;
+                }
+                if (pos < sizeof(expected))
+                        pos += (size_t)snprintf(expected + pos, sizeof(expected) - pos, "%s\"%s\"",
+                                                i == 0         ? ""
+                                                : words[i + 1] ? ", "
+                                                               : " or ",
+                                                words[i]);
+        }
+        cfg_quote(v, quoted, sizeof(quoted));
+        return cfg_fail(ctx, s, "%s: unknown value; expected %s", quoted, expected);
+}
+
+int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bool allow_empty,
+                        size_t max, size_t *n)
+{
+        int i, len;
+
+        if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+            config_setting_type(s) != CONFIG_TYPE_LIST)
+                return wrong_type(ctx, s, "a list of strings [ \"...\", ... ]");
+        len = config_setting_length(s);
+        if (len == 0 && !allow_empty)
+                return cfg_fail(ctx, s, "the list is empty");
+        if ((size_t)len > max)
+                return cfg_fail(ctx, s, "too many entries (%d, at most %zu)", len, max);
+        for (i = 0; i < len; i++) {
+                const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+                if (config_setting_type(e) != CONFIG_TYPE_STRING)
+                        return wrong_type(ctx, e, "a string");
+        }
+        *n = (size_t)len;
+        return 0;
+}
