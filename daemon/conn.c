@@ -1,0 +1,389 @@
+/* One client connection, from accept to its access-log line:
+ *   CONNECTING --connected--> FORWARDING --both pumps DONE--> closed (client_/upstream_closed)
+ *      | refused or timed out: next server of the route; none left: closed (connect_failed)
+ *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
+ *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
+ * One timer serves both states: the connect deadline, then the idle check, which compares
+ * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conn.h"
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "pump.h"
+#include "upstream.h"
+#include "worker.h"
+
+enum conn_state {
+        CONN_CONNECTING,
+        CONN_FORWARDING,
+};
+
+#define NO_EOF 0xff
+
+struct conn {
+        struct runnable run;
+        TAILQ_ENTRY(conn) link;
+        struct worker *w;
+        struct listener *l;
+        int cfd, ufd;
+        struct scheduled_io *cio, *uio;
+        struct timer timer;
+        uint64_t start_ms, last_ms;
+        struct pump up;   /* client -> upstream */
+        struct pump down; /* upstream -> client */
+        struct upstream_pick pick;
+        uint8_t state;
+        uint8_t first_eof; /* END_CLIENT_CLOSED, END_UPSTREAM_CLOSED or NO_EOF */
+        bool timer_fired;
+        socklen_t client_len;
+        struct sockaddr_storage client;
+};
+
+static const char *const end_names[] = {
+    [END_CLIENT_CLOSED] = "client_closed",
+    [END_UPSTREAM_CLOSED] = "upstream_closed",
+    [END_IDLE_TIMEOUT] = "idle_timeout",
+    [END_CONNECT_FAILED] = "connect_failed",
+    [END_RESET] = "reset",
+    [END_LIMIT] = "limit",
+    [END_SHUTDOWN] = "shutdown",
+    [END_ERROR] = "error",
+};
+
+const char *conn_end_name(enum conn_end end)
+{
+        return end < sizeof(end_names) / sizeof(end_names[0]) ? end_names[end] : "error";
+}
+
+static uint64_t secs_to_ms(double s)
+{
+        if (s <= 0)
+                return 0;
+        return s * 1000.0 < 1.0 ? 1 : (uint64_t)(s * 1000.0 + 0.5);
+}
+
+static const struct cfg_route *conn_route(const struct conn *c)
+{
+        return c->l->route->cfg;
+}
+
+char *conn_client_text(const struct listener *l, const struct sockaddr *sa, socklen_t len,
+                       char *buf, size_t size)
+{
+        if (addr_is_unnamed(sa, len))
+                return addr_format((const struct sockaddr *)&l->addr->sa, l->addr->sa_len, buf,
+                                   size);
+        return addr_format(sa, len, buf, size);
+}
+
+static const char *conn_upstream_text(const struct conn *c, char *buf, size_t size)
+{
+        const struct cfg_addr *a;
+
+        /* Not connected (yet, or ever): no upstream carried this connection's bytes. */
+        if (c->pick.current < 0 || c->state == CONN_CONNECTING)
+                return strcpy(buf, "-");
+        a = &conn_route(c)->upstreams[c->pick.current];
+        return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
+}
+
+void conn_limits_release(struct worker *w, struct listener *l)
+{
+        atomic_fetch_sub(&l->route->active, 1);
+        atomic_fetch_sub(&w->dmn->active, 1);
+}
+
+static void close_side(struct worker *w, struct scheduled_io **io, int *fd, bool reset)
+{
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        if (*io) {
+                handle_deregister(w->h, *io);
+                *io = NULL;
+        }
+        if (*fd >= 0) {
+                if (reset)
+                        (void)setsockopt(*fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+                close(*fd);
+                *fd = -1;
+        }
+}
+
+static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
+{
+        struct worker *w = c->w;
+
+        if (w->dmn->cfg->access_log) {
+                char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
+
+                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                                 sizeof(client));
+                log_access(conn_route(c)->name, client,
+                           conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
+                           c->down.bytes, driver_now_ms() - c->start_ms, conn_end_name(end));
+        }
+        timer_cancel(w->drv, &c->timer);
+        worker_unschedule(w, &c->run);
+        close_side(w, &c->cio, &c->cfd, reset_client);
+        close_side(w, &c->uio, &c->ufd, reset_upstream);
+        pump_release(&c->up, &w->pipes, &w->bufs);
+        pump_release(&c->down, &w->pipes, &w->bufs);
+        TAILQ_REMOVE(&w->conns, c, link);
+        w->n_conns--;
+        conn_limits_release(w, c->l);
+        free(c);
+}
+
+void conn_close_all(struct worker *w, enum conn_end end)
+{
+        struct conn *c;
+
+        while ((c = TAILQ_FIRST(&w->conns)))
+                conn_close(c, end, false, false);
+}
+
+static void conn_wake(void *arg, uint32_t ready)
+{
+        struct conn *c = arg;
+
+        worker_schedule(c->w, &c->run);
+}
+
+static void conn_timer_fn(struct timer *t, void *arg)
+{
+        struct conn *c = arg;
+
+        c->timer_fired = true;
+        worker_schedule(c->w, &c->run);
+}
+
+static int conn_register(struct conn *c, int fd, struct scheduled_io **io)
+{
+        const struct waker wk = {.fn = conn_wake, .arg = c};
+
+        return handle_register(c->w->h, fd, INTEREST_READABLE | INTEREST_WRITABLE, &wk, io);
+}
+
+static void conn_connected(struct conn *c)
+{
+        struct worker *w = c->w;
+        uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
+        int r = 0;
+
+        timer_cancel(w->drv, &c->timer);
+        c->timer_fired = false;
+        upstream_report(c->l->route, &c->pick, 0);
+        if (!c->uio)
+                r = conn_register(c, c->ufd, &c->uio);
+        if (r == 0)
+                r = conn_register(c, c->cfd, &c->cio);
+        c->state = CONN_FORWARDING;
+        c->last_ms = driver_now_ms();
+        w->pause_streak = 0;
+        if (r == 0 && idle_ms)
+                r = timer_arm(w->drv, &c->timer, c->last_ms + idle_ms);
+        if (r < 0) {
+                log_error_errno(r, "route %s: starting to forward", conn_route(c)->name);
+                conn_close(c, END_ERROR, false, false);
+                return;
+        }
+        worker_schedule(w, &c->run);
+}
+
+static int conn_wait_connect(struct conn *c)
+{
+        uint64_t ms = secs_to_ms(conn_route(c)->connect_timeout);
+        int r;
+
+        r = conn_register(c, c->ufd, &c->uio);
+        if (r == 0 && ms)
+                r = timer_arm(c->w->drv, &c->timer, driver_now_ms() + ms);
+        c->state = CONN_CONNECTING;
+        return r;
+}
+
+static void conn_drop_upstream(struct conn *c)
+{
+        timer_cancel(c->w->drv, &c->timer);
+        c->timer_fired = false;
+        close_side(c->w, &c->uio, &c->ufd, false);
+}
+
+/* Try servers from the current position of the walk until one connects or is pending. */
+static void conn_connect_next(struct conn *c, int r)
+{
+        struct route *rt = c->l->route;
+        char client[ADDR_STRLEN], server[ADDR_STRLEN];
+        const struct cfg_addr *a;
+
+        while ((a = upstream_next(rt, &c->pick))) {
+                r = upstream_connect(a, &c->ufd);
+                if (r == 0) {
+                        conn_connected(c);
+                        return;
+                }
+                if (r == -EINPROGRESS) {
+                        r = conn_wait_connect(c);
+                        if (r == 0)
+                                return;
+                }
+                upstream_report(rt, &c->pick, r);
+                conn_drop_upstream(c);
+                if (upstream_error_is_local(r)) {
+                        log_debug_errno(r, "route %s: connecting to %s", rt->cfg->name, a->text);
+                        worker_pause_accepting(c->w, r);
+                        conn_close(c, END_ERROR, false, false);
+                        return;
+                }
+                log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
+        }
+        conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                         sizeof(client));
+        log_warning_errno(r, "route %s: client %s: no upstream reachable (%zu tried, last %s)",
+                          rt->cfg->name, client, rt->cfg->n_upstreams,
+                          conn_upstream_text(c, server, sizeof(server)));
+        conn_close(c, END_CONNECT_FAILED, false, false);
+}
+
+static void conn_run_connecting(struct conn *c)
+{
+        struct route *rt = c->l->route;
+        struct ready_event ev;
+        int r;
+
+        if (c->timer_fired) {
+                r = -ETIMEDOUT;
+        } else {
+                if (!pump_ready(c->uio, DIRECTION_WRITE, &ev))
+                        return;
+                r = upstream_connect_result(c->ufd);
+                if (r == 0) {
+                        conn_connected(c);
+                        return;
+                }
+        }
+        log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name,
+                        rt->cfg->upstreams[c->pick.current].text);
+        upstream_report(rt, &c->pick, r);
+        conn_drop_upstream(c);
+        conn_connect_next(c, r);
+}
+
+/* A failed pump closes the connection: the side that failed is closed, the other reset. */
+static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct pump_io *x,
+                             bool client_to_upstream)
+{
+        bool client_failed;
+
+        if (st != PUMP_ERR_SRC && st != PUMP_ERR_DST && st != PUMP_ERR_LOCAL)
+                return false;
+        if (st == PUMP_ERR_LOCAL) {
+                log_warning_errno(x->err, "route %s: forwarding", conn_route(c)->name);
+                conn_close(c, END_ERROR, true, true);
+                return true;
+        }
+        client_failed = (st == PUMP_ERR_SRC) == client_to_upstream;
+        log_debug_errno(x->err, "route %s: %s side failed", conn_route(c)->name,
+                        client_failed ? "client" : "upstream");
+        conn_close(c, x->err == -ECONNRESET || x->err == -EPIPE ? END_RESET : END_ERROR,
+                   !client_failed, client_failed);
+        return true;
+}
+
+/* Idle check when the timer fires; true if the connection was closed. */
+static bool conn_idle_expired(struct conn *c)
+{
+        uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
+        uint64_t now = driver_now_ms();
+
+        if (!idle_ms)
+                return false;
+        if (now - c->last_ms >= idle_ms) {
+                conn_close(c, END_IDLE_TIMEOUT, false, false);
+                return true;
+        }
+        if (timer_arm(c->w->drv, &c->timer, c->last_ms + idle_ms) < 0) {
+                conn_close(c, END_ERROR, false, false);
+                return true;
+        }
+        return false;
+}
+
+static void conn_run_forwarding(struct conn *c)
+{
+        struct worker *w = c->w;
+        struct pump_io up = {.src = c->cfd, .dst = c->ufd, .src_io = c->cio, .dst_io = c->uio};
+        struct pump_io down = {.src = c->ufd, .dst = c->cfd, .src_io = c->uio, .dst_io = c->cio};
+        enum pump_status su, sd;
+
+        su = pump_run(&c->up, &up, &w->pipes, &w->bufs);
+        if (conn_pump_failed(c, su, &up, true))
+                return;
+        sd = pump_run(&c->down, &down, &w->pipes, &w->bufs);
+        if (conn_pump_failed(c, sd, &down, false))
+                return;
+        if (up.moved || down.moved)
+                c->last_ms = w->now_ms;
+        if (c->first_eof == NO_EOF && (c->up.eof || c->down.eof))
+                c->first_eof = c->up.eof ? END_CLIENT_CLOSED : END_UPSTREAM_CLOSED;
+        if (c->up.done && c->down.done) {
+                conn_close(c, c->first_eof, false, false);
+                return;
+        }
+        if (c->timer_fired) {
+                c->timer_fired = false;
+                if (conn_idle_expired(c))
+                        return;
+        }
+        if (su == PUMP_AGAIN || sd == PUMP_AGAIN)
+                worker_schedule(w, &c->run);
+}
+
+static void conn_run(struct runnable *r)
+{
+        struct conn *c = container_of(r, struct conn, run);
+
+        if (c->state == CONN_CONNECTING)
+                conn_run_connecting(c);
+        else
+                conn_run_forwarding(c);
+}
+
+int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+               socklen_t len)
+{
+        struct conn *c = calloc(1, sizeof(*c));
+        int one = 1;
+
+        if (!c) {
+                close(fd);
+                conn_limits_release(w, l);
+                return log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
+        }
+        c->run.fn = conn_run;
+        c->w = w;
+        c->l = l;
+        c->cfd = fd;
+        c->ufd = -1;
+        timer_init(&c->timer, conn_timer_fn, c);
+        c->start_ms = c->last_ms = w->now_ms;
+        c->first_eof = NO_EOF;
+        c->client_len = len < sizeof(c->client) ? len : sizeof(c->client);
+        memcpy(&c->client, sa, c->client_len);
+        c->up.copy = c->down.copy = w->dmn->cfg->forwarding == CFG_FORWARD_COPY;
+        if (sa->sa_family != AF_UNIX)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        TAILQ_INSERT_TAIL(&w->conns, c, link);
+        w->n_conns++;
+        upstream_begin(l->route, &c->pick);
+        conn_connect_next(c, -EHOSTUNREACH);
+        return 0;
+}

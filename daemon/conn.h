@@ -1,0 +1,39 @@
+/* Client connections: from accept to the access-log line. See conn.c for the state machine. */
+#ifndef EVPROXYD_CONN_H
+#define EVPROXYD_CONN_H
+
+#include <sys/socket.h>
+
+struct worker;
+struct listener;
+
+enum conn_end {
+        END_CLIENT_CLOSED,
+        END_UPSTREAM_CLOSED,
+        END_IDLE_TIMEOUT,
+        END_CONNECT_FAILED,
+        END_RESET,
+        END_LIMIT,
+        END_SHUTDOWN,
+        END_ERROR,
+};
+
+const char *conn_end_name(enum conn_end end);
+
+/* Take over an accepted client fd whose limit counters were already taken; on failure the fd
+ * is closed and the counters released. Runs on w's thread. */
+int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+               socklen_t len);
+
+/* Close every connection of w, logged with reason end. */
+void conn_close_all(struct worker *w, enum conn_end end);
+
+/* Release one connection's worth of the global and route limits. */
+void conn_limits_release(struct worker *w, struct listener *l);
+
+/* Format the client address of a connection accepted on l (unnamed unix clients print as the
+ * listener's own address). */
+char *conn_client_text(const struct listener *l, const struct sockaddr *sa, socklen_t len,
+                       char *buf, size_t size);
+
+#endif

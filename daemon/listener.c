@@ -1,0 +1,225 @@
+/* Listening sockets of every address kind: TCP v4/v6 (one SO_REUSEPORT socket per worker),
+ * "*:port" dual-stack (IPV6_V6ONLY=0), unix paths (a stale socket file is replaced only if it
+ * is a socket nobody listens on; mode set with a restrictive umask around bind so the file is
+ * never more open than unix_mode), abstract names. systemd sockets arrive with issue 6. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+
+#define LISTEN_BACKLOG 4096
+
+static int set_int_opt(int fd, int level, int name, int value)
+{
+        if (setsockopt(fd, level, name, &value, sizeof(value)) == -1)
+                return -errno;
+        return 0;
+}
+
+static int open_tcp(const struct cfg_addr *a, int *out)
+{
+        int family = a->sa.ss_family;
+        int fd, r;
+
+        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1)
+                return log_error_errno(-errno, "listen %s: socket", a->text);
+        r = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+        if (r == 0)
+                r = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+        if (r == 0 && family == AF_INET6)
+                r = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, a->wildcard ? 0 : 1);
+        if (r < 0) {
+                log_error_errno(r, "listen %s: setsockopt", a->text);
+                goto err_close_fd;
+        }
+        if (bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1) {
+                r = log_error_errno(-errno, "listen %s: bind", a->text);
+                goto err_close_fd;
+        }
+        if (listen(fd, LISTEN_BACKLOG) == -1) {
+                r = log_error_errno(-errno, "listen %s: listen", a->text);
+                goto err_close_fd;
+        }
+        *out = fd;
+        return 0;
+
+err_close_fd:
+        close(fd);
+        return r;
+}
+
+/* A socket file left by a previous run is removed only if nothing accepts on it any more. */
+static int remove_stale_socket(const struct cfg_addr *a, const char *path)
+{
+        struct stat st;
+        int fd, r;
+
+        if (lstat(path, &st) == -1)
+                return errno == ENOENT ? 0 : log_error_errno(-errno, "listen %s: stat", a->text);
+        if (!S_ISSOCK(st.st_mode)) {
+                log_error("listen %s: %s exists and is not a socket; not replacing it", a->text,
+                          path);
+                return -EEXIST;
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1)
+                return log_error_errno(-errno, "listen %s: socket", a->text);
+        r = connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
+        close(fd);
+        if (r == 0 || r == -EAGAIN || r == -EINPROGRESS) {
+                log_error("listen %s: another process is listening on %s", a->text, path);
+                return -EADDRINUSE;
+        }
+        if (unlink(path) == -1 && errno != ENOENT)
+                return log_error_errno(-errno, "listen %s: removing stale socket", a->text);
+        log_info("listen %s: removed stale socket file", a->text);
+        return 0;
+}
+
+static int open_unix(struct listener *l, const struct cfg_addr *a, mode_t mode, int *out)
+{
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
+        bool is_path = a->kind == CFG_ADDR_UNIX;
+        mode_t old_umask;
+        struct stat st;
+        int fd, r;
+
+        if (is_path) {
+                r = remove_stale_socket(a, un->sun_path);
+                if (r < 0)
+                        return r;
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1)
+                return log_error_errno(-errno, "listen %s: socket", a->text);
+        /* Workers have not started when listeners open, so the process-wide umask is safe. */
+        old_umask = umask(0177);
+        r = bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
+        umask(old_umask);
+        if (r < 0) {
+                log_error_errno(r, "listen %s: bind", a->text);
+                goto err_close_fd;
+        }
+        if (is_path) {
+                if (chmod(un->sun_path, mode) == -1 || stat(un->sun_path, &st) == -1) {
+                        r = log_error_errno(-errno, "listen %s: chmod %04o", a->text,
+                                            (unsigned)mode);
+                        unlink(un->sun_path);
+                        goto err_close_fd;
+                }
+                l->unix_path = true;
+                l->dev = st.st_dev;
+                l->ino = st.st_ino;
+        }
+        if (listen(fd, LISTEN_BACKLOG) == -1) {
+                r = log_error_errno(-errno, "listen %s: listen", a->text);
+                goto err_close_fd;
+        }
+        *out = fd;
+        return 0;
+
+err_close_fd:
+        close(fd);
+        return r;
+}
+
+int listener_open(struct listener *l, const struct cfg_addr *addr, struct route *route,
+                  mode_t unix_mode, unsigned n_workers)
+{
+        int r = 0;
+
+        memset(l, 0, sizeof(*l));
+        l->addr = addr;
+        l->route = route;
+        if (addr->kind == CFG_ADDR_SYSTEMD) {
+                log_error("listen %s: systemd socket activation is not implemented yet",
+                          addr->text);
+                return -EOPNOTSUPP;
+        }
+        l->shared = addr->kind != CFG_ADDR_INET;
+        l->n_socks = l->shared ? 1 : n_workers;
+        l->socks = calloc(l->n_socks, sizeof(*l->socks));
+        if (!l->socks)
+                return log_error_errno(-ENOMEM, "listen %s", addr->text);
+        for (unsigned i = 0; i < l->n_socks; i++) {
+                l->socks[i].fd = -1;
+                l->socks[i].owner = l;
+                atomic_init(&l->socks[i].users, 0);
+        }
+        for (unsigned i = 0; i < l->n_socks && r == 0; i++) {
+                if (l->shared)
+                        r = open_unix(l, addr, unix_mode, &l->socks[i].fd);
+                else
+                        r = open_tcp(addr, &l->socks[i].fd);
+        }
+        if (r < 0)
+                listener_close(l);
+        return r;
+}
+
+int listener_chown(struct listener *l, uid_t uid, gid_t gid)
+{
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr->sa;
+
+        if (l->unix_path && lchown(un->sun_path, uid, gid) == -1)
+                return log_error_errno(-errno, "listen %s: chown", l->addr->text);
+        return 0;
+}
+
+struct lsock *listener_sock(struct listener *l, unsigned worker)
+{
+        struct lsock *s = &l->socks[l->shared ? 0 : worker % l->n_socks];
+
+        atomic_fetch_add(&s->users, 1);
+        return s;
+}
+
+static void unlink_own_path(struct listener *l)
+{
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr->sa;
+        struct stat st;
+
+        if (!l->unix_path)
+                return;
+        l->unix_path = false;
+        /* Only the file we created: another instance may have replaced it meanwhile. */
+        if (lstat(un->sun_path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino &&
+            unlink(un->sun_path) == -1)
+                log_warning_errno(-errno, "listen %s: removing socket file", l->addr->text);
+}
+
+static void lsock_close(struct lsock *s)
+{
+        if (s->fd < 0)
+                return;
+        close(s->fd);
+        s->fd = -1;
+        if (s->owner->shared)
+                unlink_own_path(s->owner);
+}
+
+void lsock_release(struct lsock *s)
+{
+        if (atomic_fetch_sub(&s->users, 1) == 1)
+                lsock_close(s);
+}
+
+void listener_close(struct listener *l)
+{
+        if (!l || !l->socks)
+                return;
+        for (unsigned i = 0; i < l->n_socks; i++)
+                lsock_close(&l->socks[i]);
+        unlink_own_path(l);
+        free(l->socks);
+        l->socks = NULL;
+        l->n_socks = 0;
+}

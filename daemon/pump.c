@@ -1,0 +1,55 @@
+/* Driving one direction: picks the splice or copy mechanism, switches to copy for good when
+ * splice cannot serve (EINVAL for the socket kind, or no pipe to be had: EMFILE/ENFILE), and
+ * turns a finished direction into shutdown(dst, SHUT_WR), the half-close. */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "pump.h"
+
+bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event *ev)
+{
+        return sio_poll_ready(io, dir, NULL, ev) == 0;
+}
+
+enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *pipes,
+                          struct buf_pool *bufs)
+{
+        enum pump_status st;
+
+        if (p->done)
+                return PUMP_DONE;
+        if (!p->copy) {
+                st = pump_splice(p, x, pipes);
+                if (st != PUMP_FALLBACK)
+                        goto out;
+                log_debug("splice unavailable for fd %d -> fd %d, copying instead", x->src, x->dst);
+                p->copy = true;
+        }
+        st = pump_copy(p, x, bufs);
+out:
+        if (st == PUMP_DONE) {
+                p->done = true;
+                /* ENOTCONN: the peer is already gone; the other direction will find out. */
+                if (shutdown(x->dst, SHUT_WR) == -1 && errno != ENOTCONN)
+                        log_debug_errno(-errno, "shutdown(SHUT_WR) fd %d", x->dst);
+        }
+        return st;
+}
+
+void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs)
+{
+        if (p->pipe) {
+                if (p->pending == 0)
+                        pipe_pool_put(pipes, p->pipe);
+                else
+                        pipe_pool_discard(p->pipe);
+                p->pipe = NULL;
+        }
+        if (p->buf) {
+                buf_pool_put(bufs, p->buf);
+                p->buf = NULL;
+        }
+        p->pending = 0;
+        p->off = 0;
+}

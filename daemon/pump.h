@@ -1,0 +1,59 @@
+/* One direction of a connection (src -> dst) with backpressure: at most one pipe or one buffer
+ * of data in flight, read only while there is room, taken from the worker's pools only while
+ * data is in flight. A pump's life:
+ *   FLOWING --src EOF read, everything written--> shutdown(dst, SHUT_WR) --> DONE
+ *   FLOWING --read error--> ERR_SRC   --write error--> ERR_DST
+ * splice.c moves bytes through a pipe (zero copy); copy.c through a buffer (the fallback). */
+#ifndef EVPROXYD_PUMP_H
+#define EVPROXYD_PUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <evproxy/scheduled_io.h>
+
+#include "pool.h"
+
+/* Syscall rounds a pump makes per run before yielding to other connections. */
+#define PUMP_BUDGET 16
+
+struct pump {
+        struct pipe_pair *pipe; /* splice: held only while pending > 0 or mid-run */
+        struct buf *buf;        /* copy: likewise */
+        uint32_t pending;       /* bytes read from src, not yet written to dst */
+        uint32_t off;           /* copy: where the pending bytes start in buf */
+        bool eof;               /* src said EOF */
+        bool done;              /* EOF passed on: dst shut down for writing */
+        bool copy;              /* use the buffer path */
+        uint64_t bytes;         /* bytes written to dst */
+};
+
+struct pump_io {
+        int src, dst;
+        struct scheduled_io *src_io, *dst_io;
+        bool moved; /* set when bytes moved or EOF was seen */
+        int err;    /* -errno behind an ERR_* status */
+};
+
+enum pump_status {
+        PUMP_WAIT,      /* waiting for readiness */
+        PUMP_AGAIN,     /* budget spent: run again soon */
+        PUMP_DONE,      /* EOF passed on */
+        PUMP_FALLBACK,  /* splice cannot serve this pair: use copy */
+        PUMP_ERR_SRC,   /* reading src failed (x->err) */
+        PUMP_ERR_DST,   /* writing dst failed (x->err) */
+        PUMP_ERR_LOCAL, /* out of a local resource (x->err) */
+};
+
+/* Run one direction: splice or copy, falling back from splice to copy when needed. */
+enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *pipes,
+                          struct buf_pool *bufs);
+/* Return what the pump holds to the pools (a pipe still holding data is closed instead). */
+void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs);
+/* Readiness snapshot of one direction of io: true if some bit is set. */
+bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event *ev);
+
+enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool);
+enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool);
+
+#endif

@@ -1,0 +1,101 @@
+/* Zero-copy forwarding: src socket -> pipe -> dst socket with splice(2). The pipe comes from the
+ * worker's pool when there is something to read and goes back as soon as it is empty. A splice
+ * into a non-empty pipe that says EAGAIN is ambiguous (empty socket or full pipe), so read
+ * readiness is cleared only on an EAGAIN with an empty pipe; write readiness on any EAGAIN. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include "pump.h"
+
+#define SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+
+/* 1: progress, 0: dst not writable now, <0: -errno writing dst. */
+static int splice_out(struct pump *p, struct pump_io *x)
+{
+        struct ready_event ev;
+        ssize_t n;
+
+        for (;;) {
+                if (!pump_ready(x->dst_io, DIRECTION_WRITE, &ev))
+                        return 0;
+                n = splice(p->pipe->rfd, NULL, x->dst, NULL, p->pending, SPLICE_FLAGS);
+                if (n > 0) {
+                        p->pending -= (uint32_t)n;
+                        p->bytes += (uint64_t)n;
+                        x->moved = true;
+                        return 1;
+                }
+                if (n == 0)
+                        return -EPIPE;
+                if (errno == EAGAIN)
+                        sio_clear_readiness(x->dst_io, ev);
+                else if (errno != EINTR)
+                        return -errno;
+        }
+}
+
+static void put_pipe_if_empty(struct pump *p, struct pipe_pool *pool)
+{
+        if (p->pipe && p->pending == 0) {
+                pipe_pool_put(pool, p->pipe);
+                p->pipe = NULL;
+        }
+}
+
+enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool)
+{
+        struct ready_event ev;
+        ssize_t n;
+        int r;
+
+        for (unsigned i = 0; i < PUMP_BUDGET; i++) {
+                if (p->pending > 0) {
+                        r = splice_out(p, x);
+                        if (r < 0) {
+                                x->err = r;
+                                return PUMP_ERR_DST;
+                        }
+                        if (r == 0)
+                                return PUMP_WAIT; /* backpressure: data stays in the pipe */
+                }
+                if (p->eof) {
+                        if (p->pending > 0)
+                                continue;
+                        put_pipe_if_empty(p, pool);
+                        return PUMP_DONE;
+                }
+                if (p->pipe && p->pending >= p->pipe->cap)
+                        continue;
+                if (!pump_ready(x->src_io, DIRECTION_READ, &ev)) {
+                        if (p->pending > 0)
+                                continue;
+                        put_pipe_if_empty(p, pool);
+                        return PUMP_WAIT;
+                }
+                if (!p->pipe) {
+                        r = pipe_pool_get(pool, &p->pipe);
+                        if (r < 0)
+                                return PUMP_FALLBACK; /* no pipe to be had: copy instead */
+                }
+                n = splice(x->src, NULL, p->pipe->wfd, NULL, p->pipe->cap - p->pending,
+                           SPLICE_FLAGS);
+                if (n > 0) {
+                        p->pending += (uint32_t)n;
+                        x->moved = true;
+                } else if (n == 0) {
+                        p->eof = true;
+                        x->moved = true;
+                } else if (errno == EAGAIN) {
+                        if (p->pending == 0)
+                                sio_clear_readiness(x->src_io, ev);
+                } else if (errno == EINVAL && p->pending == 0) {
+                        put_pipe_if_empty(p, pool);
+                        return PUMP_FALLBACK;
+                } else if (errno != EINTR) {
+                        x->err = -errno;
+                        return PUMP_ERR_SRC;
+                }
+        }
+        return PUMP_AGAIN;
+}

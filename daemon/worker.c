@@ -1,0 +1,375 @@
+/* Worker threads: each runs its own driver, accepts on its listener sockets (accept4 until
+ * EAGAIN, a budget per run for fairness), applies the connection limits and hands sockets to
+ * conn.c. On EMFILE/ENFILE all its listeners pause for ACCEPT_PAUSE_MS instead of spinning.
+ * Wakers and timers only queue runnables; the queue runs after each driver_turn(). */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conn.h"
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "worker.h"
+
+#define ACCEPT_BUDGET   64
+#define ACCEPT_PAUSE_MS 100
+#define PIPES_KEPT      64
+#define BUFS_KEPT       16
+
+struct wlistener {
+        struct runnable run;
+        struct worker *w;
+        struct listener *l;
+        struct lsock *sock;
+        struct scheduled_io *io;
+};
+
+void worker_schedule(struct worker *w, struct runnable *r)
+{
+        if (r->queued)
+                return;
+        TAILQ_INSERT_TAIL(&w->runq, r, link);
+        r->queued = true;
+        w->runq_len++;
+}
+
+void worker_unschedule(struct worker *w, struct runnable *r)
+{
+        if (!r->queued)
+                return;
+        TAILQ_REMOVE(&w->runq, r, link);
+        r->queued = false;
+        w->runq_len--;
+}
+
+/* Run what is queued now; what gets queued meanwhile waits for the next round. */
+static void worker_run_queue(struct worker *w)
+{
+        size_t n = w->runq_len;
+
+        for (size_t i = 0; i < n; i++) {
+                struct runnable *r = TAILQ_FIRST(&w->runq);
+
+                if (!r)
+                        break;
+                worker_unschedule(w, r);
+                r->fn(r);
+        }
+}
+
+/* Take one unit of a limit (0 = no limit, still counted). */
+static bool limit_take(atomic_uint *count, unsigned max)
+{
+        unsigned prev = atomic_fetch_add(count, 1);
+
+        if (max && prev >= max) {
+                atomic_fetch_sub(count, 1);
+                return false;
+        }
+        return true;
+}
+
+static void worker_reject(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+                          socklen_t len, const char *which, unsigned max)
+{
+        bool access = w->dmn->cfg->access_log;
+        char client[ADDR_STRLEN];
+
+        close(fd);
+        atomic_fetch_add(&l->route->refused_limit, 1);
+        atomic_fetch_add(&w->dmn->refused_limit, 1);
+        if (!access && !log_enabled(LOG_DEBUG))
+                return;
+        conn_client_text(l, sa, len, client, sizeof(client));
+        log_debug("route %s: %s connection limit (%u) reached, closed client %s",
+                  l->route->cfg->name, which, max, client);
+        if (access)
+                log_access(l->route->cfg->name, client, "-", 0, 0, 0, "limit");
+}
+
+static void worker_accept(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+                          socklen_t len)
+{
+        struct route *rt = l->route;
+        unsigned max = w->dmn->cfg->max_connections;
+
+        atomic_fetch_add_explicit(&rt->accepted, 1, memory_order_relaxed);
+        if (!limit_take(&w->dmn->active, max)) {
+                worker_reject(w, l, fd, sa, len, "global", max);
+                return;
+        }
+        if (!limit_take(&rt->active, rt->cfg->max_connections)) {
+                atomic_fetch_sub(&w->dmn->active, 1);
+                worker_reject(w, l, fd, sa, len, "route", rt->cfg->max_connections);
+                return;
+        }
+        conn_start(w, l, fd, sa, len);
+}
+
+/* Out of file descriptors (or memory): the limit is process-wide, so every listener of this
+ * worker pauses; a timer resumes them. Warn on the first pause of a streak only. */
+void worker_pause_accepting(struct worker *w, int r)
+{
+        if (w->pause_streak++ == 0)
+                log_warning_errno(r, "worker %u: accepting paused for %d ms", w->id,
+                                  ACCEPT_PAUSE_MS);
+        if (w->accept_paused)
+                return;
+        w->accept_paused = true;
+        if (timer_arm(w->drv, &w->pause_timer, driver_now_ms() + ACCEPT_PAUSE_MS) < 0)
+                w->accept_paused = false; /* cannot arm: retry on the next event instead */
+}
+
+static void worker_resume_accepting(struct timer *t, void *arg)
+{
+        struct worker *w = arg;
+
+        w->accept_paused = false;
+        for (size_t i = 0; i < w->n_ls; i++)
+                worker_schedule(w, &w->ls[i].run);
+}
+
+static void wl_run(struct runnable *r)
+{
+        struct wlistener *wl = container_of(r, struct wlistener, run);
+        struct sockaddr_storage ss;
+        struct ready_event ev;
+        socklen_t len;
+        int fd;
+
+        if (wl->w->accept_paused || !wl->io)
+                return;
+        for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
+                if (sio_poll_ready(wl->io, DIRECTION_READ, NULL, &ev) != 0)
+                        return;
+                len = sizeof(ss);
+                fd = accept4(wl->sock->fd, (struct sockaddr *)&ss, &len,
+                             SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd >= 0) {
+                        worker_accept(wl->w, wl->l, fd, (struct sockaddr *)&ss, len);
+                        continue;
+                }
+                switch (errno) {
+                case EAGAIN:
+                        sio_clear_readiness(wl->io, ev);
+                        break;
+                case EINTR:
+                case ECONNABORTED:
+                case EPROTO:
+                case EPERM:
+                        break;
+                case EMFILE:
+                case ENFILE:
+                case ENOBUFS:
+                case ENOMEM:
+                        worker_pause_accepting(wl->w, -errno);
+                        return;
+                default:
+                        log_error_errno(-errno, "listen %s: accept", wl->l->addr->text);
+                        worker_pause_accepting(wl->w, -errno);
+                        return;
+                }
+        }
+        worker_schedule(wl->w, &wl->run); /* budget spent: others get a turn first */
+}
+
+static void wl_wake(void *arg, uint32_t ready)
+{
+        struct wlistener *wl = arg;
+
+        worker_schedule(wl->w, &wl->run);
+}
+
+static void worker_release_listeners(struct worker *w)
+{
+        for (size_t i = 0; i < w->n_ls; i++) {
+                struct wlistener *wl = &w->ls[i];
+
+                worker_unschedule(w, &wl->run);
+                if (wl->io) {
+                        handle_deregister(w->h, wl->io);
+                        wl->io = NULL;
+                }
+                if (wl->sock) {
+                        lsock_release(wl->sock);
+                        wl->sock = NULL;
+                }
+        }
+}
+
+static int worker_add_listeners(struct worker *w)
+{
+        struct daemon *d = w->dmn;
+
+        w->ls = calloc(d->n_listeners ? d->n_listeners : 1, sizeof(*w->ls));
+        if (!w->ls)
+                return -ENOMEM;
+        w->n_ls = d->n_listeners;
+        for (size_t i = 0; i < w->n_ls; i++) {
+                struct wlistener *wl = &w->ls[i];
+                const struct waker wk = {.fn = wl_wake, .arg = wl};
+                int r;
+
+                wl->run.fn = wl_run;
+                wl->w = w;
+                wl->l = &d->listeners[i];
+                wl->sock = listener_sock(wl->l, w->id);
+                r = handle_register(w->h, wl->sock->fd, INTEREST_READABLE, &wk, &wl->io);
+                if (r < 0)
+                        return log_error_errno(r, "worker %u: registering %s", w->id,
+                                               wl->l->addr->text);
+                worker_schedule(w, &wl->run); /* connections may already be waiting */
+        }
+        return 0;
+}
+
+static void worker_begin_drain(struct worker *w)
+{
+        uint64_t ms = (uint64_t)(w->dmn->cfg->drain_timeout * 1000.0);
+
+        if (w->draining)
+                return;
+        w->draining = true;
+        timer_cancel(w->drv, &w->pause_timer);
+        worker_release_listeners(w);
+        if (w->n_conns == 0)
+                return;
+        if (ms == 0 || timer_arm(w->drv, &w->drain_timer, driver_now_ms() + ms) < 0)
+                w->drain_expired = true;
+}
+
+static void drain_task_fn(struct driver_task *t)
+{
+        worker_begin_drain(container_of(t, struct worker, drain_task));
+}
+
+static void stop_task_fn(struct driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, stop_task);
+
+        worker_begin_drain(w);
+        w->drain_expired = true;
+}
+
+static void drain_timer_fn(struct timer *t, void *arg)
+{
+        struct worker *w = arg;
+
+        w->drain_expired = true;
+}
+
+static void worker_check_drain(struct worker *w)
+{
+        if (!w->draining)
+                return;
+        if (w->drain_expired && w->n_conns)
+                conn_close_all(w, END_SHUTDOWN);
+        if (w->n_conns == 0) {
+                timer_cancel(w->drv, &w->drain_timer);
+                w->exit = true;
+        }
+}
+
+static void *worker_main(void *arg)
+{
+        struct worker *w = arg;
+        int r;
+
+        while (!w->exit) {
+                r = driver_turn(w->drv, TAILQ_EMPTY(&w->runq) ? -1 : 0);
+                if (r < 0) {
+                        log_error_errno(r, "worker %u: driver", w->id);
+                        break;
+                }
+                w->now_ms = driver_now_ms();
+                worker_run_queue(w);
+                worker_check_drain(w);
+        }
+        worker_release_listeners(w);
+        conn_close_all(w, END_SHUTDOWN);
+        daemon_worker_exited(w->dmn);
+        return NULL;
+}
+
+int worker_new(struct daemon *d, unsigned id, struct worker **out)
+{
+        struct worker *w = calloc(1, sizeof(*w));
+        int r;
+
+        if (!w)
+                return log_error_errno(-ENOMEM, "worker %u", id);
+        w->id = id;
+        w->dmn = d;
+        TAILQ_INIT(&w->runq);
+        TAILQ_INIT(&w->conns);
+        pipe_pool_init(&w->pipes, d->cfg->buffer_size, PIPES_KEPT);
+        buf_pool_init(&w->bufs, d->cfg->buffer_size, BUFS_KEPT);
+        timer_init(&w->drain_timer, drain_timer_fn, w);
+        timer_init(&w->pause_timer, worker_resume_accepting, w);
+        w->drain_task.fn = drain_task_fn;
+        w->stop_task.fn = stop_task_fn;
+        r = driver_new(&w->drv, NULL);
+        if (r < 0) {
+                log_error_errno(r, "worker %u: creating driver", id);
+                goto err_free;
+        }
+        w->h = driver_handle(w->drv);
+        w->now_ms = driver_now_ms();
+        r = worker_add_listeners(w);
+        if (r < 0)
+                goto err_free;
+        *out = w;
+        return 0;
+
+err_free:
+        worker_free(w);
+        return r;
+}
+
+int worker_start(struct worker *w)
+{
+        int r = pthread_create(&w->thread, NULL, worker_main, w);
+
+        if (r != 0)
+                return log_error_errno(-r, "worker %u: starting thread", w->id);
+        w->started = true;
+        return 0;
+}
+
+void worker_join(struct worker *w)
+{
+        if (w && w->started) {
+                pthread_join(w->thread, NULL);
+                w->started = false;
+        }
+}
+
+void worker_free(struct worker *w)
+{
+        if (!w)
+                return;
+        if (w->drv) {
+                worker_release_listeners(w);
+                conn_close_all(w, END_SHUTDOWN);
+                timer_cancel(w->drv, &w->drain_timer);
+                timer_cancel(w->drv, &w->pause_timer);
+        }
+        free(w->ls);
+        pipe_pool_destroy(&w->pipes);
+        buf_pool_destroy(&w->bufs);
+        driver_free(w->drv);
+        free(w);
+}
+
+void worker_drain(struct worker *w)
+{
+        handle_post(w->h, &w->drain_task);
+}
+
+void worker_stop(struct worker *w)
+{
+        handle_post(w->h, &w->stop_task);
+}

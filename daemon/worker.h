@@ -1,0 +1,74 @@
+/* A worker: one thread with its own driver, accepting on its share of the listeners and running
+ * the connections it accepted. Readiness wakers and timers only queue work (struct runnable);
+ * the work runs after driver_turn() returns, so no callback frees what the driver still walks.
+ *   RUNNING --drain task--> DRAINING (listeners let go) --no connections, or deadline--> EXIT
+ *   any --stop task--> close every connection (end=shutdown) --> EXIT */
+#ifndef EVPROXYD_WORKER_H
+#define EVPROXYD_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <evproxy/driver.h>
+
+#include "pool.h"
+
+struct daemon;
+struct conn;
+struct listener;
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+struct runnable {
+        void (*fn)(struct runnable *r);
+        TAILQ_ENTRY(runnable) link;
+        bool queued;
+};
+
+TAILQ_HEAD(runq, runnable);
+TAILQ_HEAD(conn_list, conn);
+
+struct worker {
+        unsigned id;
+        struct daemon *dmn;
+        struct driver *drv;
+        struct handle *h;
+        pthread_t thread;
+        bool started;
+        struct wlistener *ls;
+        size_t n_ls;
+        struct runq runq;
+        size_t runq_len;
+        struct conn_list conns;
+        size_t n_conns;
+        struct pipe_pool pipes;
+        struct buf_pool bufs;
+        uint64_t now_ms; /* driver clock, read after each turn */
+        bool draining, drain_expired, exit;
+        bool accept_paused;    /* out of fds: no accept until pause_timer fires */
+        unsigned pause_streak; /* pauses since the last successful connection */
+        struct timer drain_timer, pause_timer;
+        struct driver_task drain_task, stop_task;
+};
+
+/* Create worker id: its driver, pools, and registrations on every listener. Main thread. */
+int worker_new(struct daemon *d, unsigned id, struct worker **out);
+int worker_start(struct worker *w);
+void worker_join(struct worker *w);
+/* Accepts NULL; the thread must have been joined. */
+void worker_free(struct worker *w);
+/* From any thread: stop accepting and let connections finish within the drain timeout. */
+void worker_drain(struct worker *w);
+/* From any thread: close every connection now. Call at most once, after worker_drain. */
+void worker_stop(struct worker *w);
+
+/* For the worker's own thread. */
+/* Out of fds or memory (r): stop accepting on every listener for a moment. */
+void worker_pause_accepting(struct worker *w, int r);
+void worker_schedule(struct worker *w, struct runnable *r);
+void worker_unschedule(struct worker *w, struct runnable *r);
+
+#endif
