@@ -58,16 +58,16 @@ static void test_v1_malformed(void **state)
 {
         struct pp_header h;
         const char *bad[] = {
-                "PROXY TCP4 10.0.0.1 10.0.0.2 1000\r\n",        /* missing field */
-                "PROXY TCP4 10.0.0.1 10.0.0.2 1000 2000 x\r\n", /* extra field */
-                "PROXY TCP5 10.0.0.1 10.0.0.2 1000 2000\r\n",   /* protocol */
-                "PROXY TCP4 10.0.0.256 10.0.0.2 1000 2000\r\n", /* address */
-                "PROXY TCP4 ::1 ::1 1000 2000\r\n",             /* family mismatch */
-                "PROXY TCP4 10.0.0.1 10.0.0.2 65536 2000\r\n",  /* port range */
-                "PROXY TCP4 10.0.0.1 10.0.0.2 -1 2000\r\n",     /* sign */
-                "PROXY TCP4 10.0.0.1 10.0.0.2 0080 2000\r\n",   /* leading zero */
-                "PROXX TCP4 10.0.0.1 10.0.0.2 1 2\r\n",         /* signature */
-                "GET / HTTP/1.0\r\n",                           /* not a header at all */
+            "PROXY TCP4 10.0.0.1 10.0.0.2 1000\r\n",        /* missing field */
+            "PROXY TCP4 10.0.0.1 10.0.0.2 1000 2000 x\r\n", /* extra field */
+            "PROXY TCP5 10.0.0.1 10.0.0.2 1000 2000\r\n",   /* protocol */
+            "PROXY TCP4 10.0.0.256 10.0.0.2 1000 2000\r\n", /* address */
+            "PROXY TCP4 ::1 ::1 1000 2000\r\n",             /* family mismatch */
+            "PROXY TCP4 10.0.0.1 10.0.0.2 65536 2000\r\n",  /* port range */
+            "PROXY TCP4 10.0.0.1 10.0.0.2 -1 2000\r\n",     /* sign */
+            "PROXY TCP4 10.0.0.1 10.0.0.2 0080 2000\r\n",   /* leading zero */
+            "PROXX TCP4 10.0.0.1 10.0.0.2 1 2\r\n",         /* signature */
+            "GET / HTTP/1.0\r\n",                           /* not a header at all */
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(parse_str(bad[i], &h), -EPROTO);
@@ -140,9 +140,8 @@ static void test_round_trip_v1_v2(void **state)
         assert_true(h.local);
         n = pp_build_v1((struct sockaddr *)&u, (struct sockaddr *)&d4, (char *)buf, sizeof(buf));
         assert_string_equal((char *)buf, "PROXY UNKNOWN\r\n");
-        assert_int_equal(pp_build_v1((struct sockaddr *)&s4, (struct sockaddr *)&d4, (char *)buf,
-                                     10),
-                         -ENOBUFS);
+        assert_int_equal(
+            pp_build_v1((struct sockaddr *)&s4, (struct sockaddr *)&d4, (char *)buf, 10), -ENOBUFS);
 }
 
 static void test_v2_malformed_and_oversized(void **state)
@@ -181,13 +180,13 @@ static void test_v2_malformed_and_oversized(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_v1_tcp4),
-                cmocka_unit_test(test_v1_tcp6_and_unknown),
-                cmocka_unit_test(test_v1_partial_needs_more),
-                cmocka_unit_test(test_v1_malformed),
-                cmocka_unit_test(test_v1_too_long_without_crlf),
-                cmocka_unit_test(test_round_trip_v1_v2),
-                cmocka_unit_test(test_v2_malformed_and_oversized),
+            cmocka_unit_test(test_v1_tcp4),
+            cmocka_unit_test(test_v1_tcp6_and_unknown),
+            cmocka_unit_test(test_v1_partial_needs_more),
+            cmocka_unit_test(test_v1_malformed),
+            cmocka_unit_test(test_v1_too_long_without_crlf),
+            cmocka_unit_test(test_round_trip_v1_v2),
+            cmocka_unit_test(test_v2_malformed_and_oversized),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
