@@ -120,7 +120,7 @@ int cfg_get_word(const struct cfg_ctx *ctx, const config_setting_t *s, const cha
                  int *out)
 {
         char quoted[200], expected[256] = "";
-        const char *v;
+        const char *v = ""; /* set by cfg_get_string when it succeeds */
         size_t pos = 0;
         int i, r;
 

@@ -135,7 +135,7 @@ void sio_release(struct scheduled_io *io)
 
 void sio_wake(struct scheduled_io *io, uint32_t ready)
 {
-        struct waker call[2];
+        struct waker call[2] = {0};
         uint32_t bits[2];
         size_t n = 0;
 
