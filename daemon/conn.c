@@ -1,5 +1,8 @@
 /* One client connection, from accept to its access-log line:
+ *   PROXY_HEADER (accept_proxy_protocol) --whole header, client allowed--> CONNECTING
+ *      | malformed/oversized: bad_proxy_header; too slow: proxy_timeout; denied: denied
  *   CONNECTING --connected--> FORWARDING --both pumps DONE--> closed (client_/upstream_closed)
+ *      | FORWARDING sends our PROXY header (proxy_protocol) before any client byte
  *      | refused or timed out: next server of the route; none left: closed (connect_failed)
  *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
@@ -12,11 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "addr.h"
 #include "conn.h"
 #include "daemon.h"
+#include "gen.h"
 #include "listener.h"
 #include "log.h"
+#include "proxy_io.h"
 #include "pump.h"
 #include "upstream.h"
 #include "worker.h"
@@ -24,6 +30,7 @@
 enum conn_state {
         CONN_CONNECTING,
         CONN_FORWARDING,
+        CONN_PROXY_HEADER,
 };
 
 #define NO_EOF 0xff
@@ -43,8 +50,12 @@ struct conn {
         uint8_t state;
         uint8_t first_eof; /* END_CLIENT_CLOSED, END_UPSTREAM_CLOSED or NO_EOF */
         bool timer_fired;
-        socklen_t client_len;
-        struct sockaddr_storage client;
+        bool pp_pending; /* our PROXY header is not all sent yet */
+        uint8_t pp_sent; /* bytes of it sent */
+        socklen_t client_len, local_len;
+        struct sockaddr_storage client;   /* as the PROXY header said, if there was one */
+        struct sockaddr_storage local;    /* what the client connected to (idem); 0 len = unknown */
+        uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
 };
 
 static const char *const end_names[] = {
@@ -56,6 +67,9 @@ static const char *const end_names[] = {
     [END_LIMIT] = "limit",
     [END_SHUTDOWN] = "shutdown",
     [END_ERROR] = "error",
+    [END_DENIED] = "denied",
+    [END_BAD_PROXY_HEADER] = "bad_proxy_header",
+    [END_PROXY_TIMEOUT] = "proxy_timeout",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -89,7 +103,7 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
         const struct cfg_addr *a;
 
         /* Not connected (yet, or ever): no upstream carried this connection's bytes. */
-        if (c->pick.current < 0 || c->state == CONN_CONNECTING)
+        if (c->pick.current < 0 || c->state != CONN_FORWARDING)
                 return strcpy(buf, "-");
         a = &conn_route(c)->upstreams[c->pick.current];
         return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
@@ -97,7 +111,7 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
 
 void conn_limits_release(struct worker *w, struct listener *l)
 {
-        atomic_fetch_sub(&l->route->active, 1);
+        atomic_fetch_sub(&l->route->st->active, 1);
         atomic_fetch_sub(&w->dmn->active, 1);
 }
 
@@ -117,11 +131,28 @@ static void close_side(struct worker *w, struct scheduled_io **io, int *fd, bool
         }
 }
 
+/* Add the bytes moved since the last call to the route's counters (metrics). */
+static void conn_count_bytes(struct conn *c)
+{
+        struct route_stats *st = c->l->route->st;
+
+        if (c->up.bytes != c->counted_in) {
+                atomic_fetch_add_explicit(&st->bytes_in, c->up.bytes - c->counted_in,
+                                          memory_order_relaxed);
+                c->counted_in = c->up.bytes;
+        }
+        if (c->down.bytes != c->counted_out) {
+                atomic_fetch_add_explicit(&st->bytes_out, c->down.bytes - c->counted_out,
+                                          memory_order_relaxed);
+                c->counted_out = c->down.bytes;
+        }
+}
+
 static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
 {
         struct worker *w = c->w;
 
-        if (w->dmn->cfg->access_log) {
+        if (c->l->gen->cfg->access_log) {
                 char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
 
                 conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
@@ -136,9 +167,12 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         close_side(w, &c->uio, &c->ufd, reset_upstream);
         pump_release(&c->up, &w->pipes, &w->bufs);
         pump_release(&c->down, &w->pipes, &w->bufs);
+        conn_count_bytes(c);
+        upstream_release(c->l->route, &c->pick);
         TAILQ_REMOVE(&w->conns, c, link);
         w->n_conns--;
         conn_limits_release(w, c->l);
+        gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         free(c);
 }
 
@@ -183,9 +217,10 @@ static void conn_connected(struct conn *c)
         upstream_report(c->l->route, &c->pick, 0);
         if (!c->uio)
                 r = conn_register(c, c->ufd, &c->uio);
-        if (r == 0)
+        if (r == 0 && !c->cio)
                 r = conn_register(c, c->cfd, &c->cio);
         c->state = CONN_FORWARDING;
+        c->pp_pending = conn_route(c)->proxy_protocol != CFG_PROXY_OFF;
         c->last_ms = driver_now_ms();
         w->pause_streak = 0;
         if (r == 0 && idle_ms)
@@ -317,6 +352,37 @@ static bool conn_idle_expired(struct conn *c)
         return false;
 }
 
+/* Our PROXY header goes out before any byte of the client's: false while it is not all out
+ * (a writable upstream runs us again) or when sending it closed the connection. */
+static bool conn_proxy_sent(struct conn *c)
+{
+        const struct cfg_route *rc = conn_route(c);
+        struct sockaddr_storage src = c->client;
+        int r;
+
+        if (!c->pp_pending)
+                return true;
+        if (c->local_len == 0) {
+                c->local_len = sizeof(c->local);
+                if (getsockname(c->cfd, (struct sockaddr *)&c->local, &c->local_len) == -1)
+                        c->local_len = 0; /* family 0: the header says UNKNOWN / LOCAL */
+                else
+                        c->local_len = proxy_unmap_v4(&c->local, c->local_len);
+        }
+        proxy_unmap_v4(&src, c->client_len);
+        r = proxy_send_header(c->ufd, c->uio, rc->proxy_protocol, (const struct sockaddr *)&src,
+                              (const struct sockaddr *)&c->local, &c->pp_sent);
+        if (r == 0)
+                return false;
+        if (r < 0) {
+                log_debug_errno(r, "route %s: sending the PROXY header", rc->name);
+                conn_close(c, r == -ECONNRESET || r == -EPIPE ? END_RESET : END_ERROR, true, false);
+                return false;
+        }
+        c->pp_pending = false;
+        return true;
+}
+
 static void conn_run_forwarding(struct conn *c)
 {
         struct worker *w = c->w;
@@ -324,14 +390,18 @@ static void conn_run_forwarding(struct conn *c)
         struct pump_io down = {.src = c->ufd, .dst = c->cfd, .src_io = c->uio, .dst_io = c->cio};
         enum pump_status su, sd;
 
+        if (!conn_proxy_sent(c))
+                return;
         su = pump_run(&c->up, &up, &w->pipes, &w->bufs);
         if (conn_pump_failed(c, su, &up, true))
                 return;
         sd = pump_run(&c->down, &down, &w->pipes, &w->bufs);
         if (conn_pump_failed(c, sd, &down, false))
                 return;
-        if (up.moved || down.moved)
+        if (up.moved || down.moved) {
                 c->last_ms = w->now_ms;
+                conn_count_bytes(c);
+        }
         if (c->first_eof == NO_EOF && (c->up.eof || c->down.eof))
                 c->first_eof = c->up.eof ? END_CLIENT_CLOSED : END_UPSTREAM_CLOSED;
         if (c->up.done && c->down.done) {
@@ -347,14 +417,115 @@ static void conn_run_forwarding(struct conn *c)
                 worker_schedule(w, &c->run);
 }
 
+/* After accept, or after a PROXY header: choose a server and connect. */
+static void conn_begin_connect(struct conn *c)
+{
+        c->state = CONN_CONNECTING;
+        upstream_begin(c->l->route, &c->pick);
+        conn_connect_next(c, -EHOSTUNREACH);
+}
+
+static void conn_header_failed(struct conn *c, int r)
+{
+        struct route_stats *st = c->l->route->st;
+        enum conn_end end = END_ERROR;
+        char client[ADDR_STRLEN];
+
+        if (r == -ENODATA) {
+                end = END_CLIENT_CLOSED;
+        } else if (r == -ECONNRESET) {
+                end = END_RESET;
+        } else if (r == -ETIMEDOUT || r == -EPROTO || r == -EMSGSIZE || r == -EIO) {
+                end = r == -ETIMEDOUT ? END_PROXY_TIMEOUT : END_BAD_PROXY_HEADER;
+                atomic_fetch_add_explicit(&st->bad_proxy_header, 1, memory_order_relaxed);
+        }
+        if (log_enabled(LOG_DEBUG)) {
+                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                                 sizeof(client));
+                log_debug_errno(r, "route %s: client %s: PROXY header", conn_route(c)->name,
+                                client);
+        }
+        conn_close(c, end, false, false);
+}
+
+/* accept_proxy_protocol: the client's address is the one its header gives (v1 UNKNOWN and v2
+ * LOCAL keep the connection's own), checked against the route's access lists again. */
+static void conn_run_proxy_header(struct conn *c)
+{
+        struct route *rt = c->l->route;
+        struct pp_header h;
+        int r;
+
+        r = c->timer_fired ? -ETIMEDOUT : proxy_read_header(c->cfd, c->cio, &h);
+        if (r == 0)
+                return;
+        if (r < 0) {
+                conn_header_failed(c, r);
+                return;
+        }
+        if (!h.local) {
+                memcpy(&c->client, &h.src, h.src_len);
+                c->client_len = h.src_len;
+                memcpy(&c->local, &h.dst, h.dst_len);
+                c->local_len = h.dst_len;
+        }
+        if (!acl_allows(rt->cfg, (const struct sockaddr *)&c->client)) {
+                atomic_fetch_add_explicit(&rt->st->refused_acl, 1, memory_order_relaxed);
+                conn_close(c, END_DENIED, false, false);
+                return;
+        }
+        timer_cancel(c->w->drv, &c->timer);
+        c->timer_fired = false;
+        conn_begin_connect(c);
+}
+
+static void conn_wait_header(struct conn *c)
+{
+        uint64_t ms = secs_to_ms(conn_route(c)->proxy_protocol_timeout);
+        int r;
+
+        c->state = CONN_PROXY_HEADER;
+        r = conn_register(c, c->cfd, &c->cio);
+        if (r == 0 && ms)
+                r = timer_arm(c->w->drv, &c->timer, driver_now_ms() + ms);
+        if (r < 0) {
+                log_error_errno(r, "route %s: waiting for a PROXY header", conn_route(c)->name);
+                conn_close(c, END_ERROR, false, false);
+                return;
+        }
+        worker_schedule(c->w, &c->run); /* the header may be there already */
+}
+
 static void conn_run(struct runnable *r)
 {
         struct conn *c = container_of(r, struct conn, run);
 
         if (c->state == CONN_CONNECTING)
                 conn_run_connecting(c);
+        else if (c->state == CONN_PROXY_HEADER)
+                conn_run_proxy_header(c);
         else
                 conn_run_forwarding(c);
+}
+
+bool conn_admit(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+                socklen_t len)
+{
+        const struct cfg_route *rc = l->route->cfg;
+        bool access = l->gen->cfg->access_log;
+        char client[ADDR_STRLEN];
+
+        if (acl_allows(rc, sa))
+                return true;
+        close(fd);
+        atomic_fetch_add_explicit(&l->route->st->refused_acl, 1, memory_order_relaxed);
+        if (!access && !log_enabled(LOG_DEBUG))
+                return false;
+        conn_client_text(l, sa, len, client, sizeof(client));
+        log_debug("route %s: client %s denied by allow/deny", rc->name, client);
+        if (access)
+                log_access(rc->name, client, "-", 0, 0, 0, conn_end_name(END_DENIED));
+        return false;
 }
 
 int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
@@ -371,6 +542,7 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->run.fn = conn_run;
         c->w = w;
         c->l = l;
+        gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
         c->cfd = fd;
         c->ufd = -1;
         timer_init(&c->timer, conn_timer_fn, c);
@@ -378,12 +550,15 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->first_eof = NO_EOF;
         c->client_len = len < sizeof(c->client) ? len : sizeof(c->client);
         memcpy(&c->client, sa, c->client_len);
-        c->up.copy = c->down.copy = w->dmn->cfg->forwarding == CFG_FORWARD_COPY;
+        c->up.copy = c->down.copy = l->gen->cfg->forwarding == CFG_FORWARD_COPY;
         if (sa->sa_family != AF_UNIX)
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TAILQ_INSERT_TAIL(&w->conns, c, link);
         w->n_conns++;
-        upstream_begin(l->route, &c->pick);
-        conn_connect_next(c, -EHOSTUNREACH);
+        c->pick.current = -1;
+        if (l->route->cfg->accept_proxy_protocol)
+                conn_wait_header(c);
+        else
+                conn_begin_connect(c);
         return 0;
 }

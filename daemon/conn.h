@@ -2,6 +2,7 @@
 #ifndef EVPROXYD_CONN_H
 #define EVPROXYD_CONN_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct worker;
@@ -16,6 +17,9 @@ enum conn_end {
         END_LIMIT,
         END_SHUTDOWN,
         END_ERROR,
+        END_DENIED,           /* allow/deny refused the client address */
+        END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
+        END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
 };
 
 const char *conn_end_name(enum conn_end end);
@@ -27,6 +31,11 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
 
 /* Close every connection of w, logged with reason end. */
 void conn_close_all(struct worker *w, enum conn_end end);
+
+/* Access control right after accept: false if l's route denies the client sa, in which case
+ * the fd is closed, counted and logged (end=denied). Takes no limit. Runs on w's thread. */
+bool conn_admit(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+                socklen_t len);
 
 /* Release one connection's worth of the global and route limits. */
 void conn_limits_release(struct worker *w, struct listener *l);

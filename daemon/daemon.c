@@ -1,8 +1,9 @@
 /* Start-up, main loop and shut-down of evproxyd. The main thread owns the configuration, the
- * listeners and a driver that only receives signals and worker-exit wake-ups:
- *   RUNNING --SIGTERM/SIGINT--> DRAINING --every worker exited--> exit 0
+ * listener sockets and a driver that receives signals, worker notices and its own timers
+ * (systemd STATUS= and watchdog):
+ *   RUNNING --SIGTERM/SIGINT--> DRAINING (STOPPING=1) --every worker exited--> exit 0
  *   DRAINING --SIGTERM/SIGINT again--> STOPPING (workers close all now) --> exit 0
- *   SIGHUP --> daemon_reload() (reload.c) */
+ *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1 */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -11,9 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <evproxy/sd.h>
+
 #include "daemon.h"
+#include "gen.h"
+#include "health_check.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics_server.h"
 #include "worker.h"
 
 #define SIGBIT(s) (UINT64_C(1) << ((s)-1))
@@ -35,28 +41,36 @@ static unsigned cpu_count(void)
         return n > 0 ? (unsigned)n : 1;
 }
 
-static int open_listeners(struct daemon *d)
+/* Every socket systemd passed must be named by some route: a stray one is a configuration
+ * mistake the operator should hear about at once. */
+static int check_passed_sockets(struct daemon *d)
 {
-        size_t n = 0;
-        int r;
+        for (size_t i = 0; i < d->n_passed; i++) {
+                bool used = false;
 
-        for (size_t i = 0; i < d->cfg->n_routes; i++)
-                n += d->cfg->routes[i].n_listen;
-        d->listeners = calloc(n ? n : 1, sizeof(*d->listeners));
-        if (!d->listeners)
-                return log_error_errno(-ENOMEM, "opening listeners");
-        for (size_t i = 0; i < d->cfg->n_routes; i++) {
-                const struct cfg_route *rc = &d->cfg->routes[i];
-
-                for (size_t j = 0; j < rc->n_listen; j++) {
-                        r = listener_open(&d->listeners[d->n_listeners], &rc->listen[j],
-                                          &d->routes[i], rc->unix_mode, d->n_workers);
-                        if (r < 0)
-                                return r;
-                        d->n_listeners++;
+                for (size_t j = 0; j < d->gen->n_listeners && !used; j++)
+                        used = d->gen->listeners[j].set->passed &&
+                               d->gen->listeners[j].set->socks[0].fd == d->passed[i].fd;
+                if (!used) {
+                        log_error("systemd passed a socket named \"%s\" (fd %d) that no route "
+                                  "listens on (add \"systemd:%s\" to a route's listen list)",
+                                  d->passed[i].name, d->passed[i].fd, d->passed[i].name);
+                        return -EINVAL;
                 }
         }
         return 0;
+}
+
+static int open_listeners(struct daemon *d)
+{
+        int r = evsd_listen_sockets(&d->passed, &d->n_passed);
+
+        if (r < 0)
+                return log_error_errno(r, "taking the sockets passed by systemd");
+        r = daemon_bind(d, d->gen, NULL);
+        if (r < 0)
+                return r;
+        return check_passed_sockets(d);
 }
 
 static int drop_privileges(struct daemon *d, const char *user)
@@ -76,8 +90,8 @@ static int drop_privileges(struct daemon *d, const char *user)
                         log_warning("not running as root: cannot switch to user %s", user);
                 return 0;
         }
-        for (size_t i = 0; i < d->n_listeners; i++) {
-                r = listener_chown(&d->listeners[i], pw->pw_uid, pw->pw_gid);
+        for (struct lsockset *s = d->sets; s; s = s->next) {
+                r = lset_chown(s, pw->pw_uid, pw->pw_gid);
                 if (r < 0)
                         return r;
         }
@@ -113,13 +127,7 @@ static int daemon_setup(struct daemon *d)
         sigset_t sigs;
         int r;
 
-        d->n_workers = d->cfg->workers ? d->cfg->workers : cpu_count();
-        d->routes = calloc(d->cfg->n_routes ? d->cfg->n_routes : 1, sizeof(*d->routes));
-        if (!d->routes)
-                return log_error_errno(-ENOMEM, "setting up routes");
-        d->n_routes = d->cfg->n_routes;
-        for (size_t i = 0; i < d->n_routes; i++)
-                d->routes[i].cfg = &d->cfg->routes[i];
+        d->n_workers = d->gen->cfg->workers ? d->gen->cfg->workers : cpu_count();
         r = driver_new(&d->drv, NULL);
         if (r < 0)
                 return log_error_errno(r, "creating the main driver");
@@ -134,14 +142,21 @@ static int daemon_setup(struct daemon *d)
         r = open_listeners(d);
         if (r < 0)
                 return r;
-        r = drop_privileges(d, d->cfg->user);
+        r = metrics_server_start(d, d->gen->cfg); /* issue 5: metrics endpoint */
+        if (r < 0)
+                return r;
+        r = drop_privileges(d, d->gen->cfg->user);
         if (r < 0)
                 return r;
         r = start_workers(d);
         if (r < 0)
                 return r;
-        log_notice("evproxyd " EVPROXY_VERSION " ready: %zu listeners, %u workers", d->n_listeners,
-                   d->n_workers);
+        r = health_check_start(d); /* issue 5: active health checks */
+        if (r < 0)
+                return r;
+        log_notice("evproxyd " EVPROXY_VERSION " ready: %zu listeners, %u workers",
+                   d->gen->n_listeners, d->n_workers);
+        daemon_status_start(d);
         return 0;
 }
 
@@ -150,8 +165,9 @@ static void daemon_on_stop_signal(struct daemon *d)
         switch (d->phase) {
         case DAEMON_RUNNING:
                 log_notice("stopping: no new connections; draining %u connections for up to %gs",
-                           atomic_load(&d->active), d->cfg->drain_timeout);
+                           atomic_load(&d->active), d->gen->cfg->drain_timeout);
                 d->phase = DAEMON_DRAINING;
+                daemon_notify_stopping(d);
                 for (unsigned i = 0; i < d->n_workers; i++)
                         worker_drain(d->workers[i]);
                 break;
@@ -173,12 +189,14 @@ static int daemon_loop(struct daemon *d)
         int r;
 
         while (atomic_load(&d->workers_exited) < d->n_workers) {
+                health_check_sync(d); /* follows reloads */
                 r = driver_turn(d->drv, -1);
                 if (r < 0) {
                         log_error_errno(r, "main loop");
                         failed = true;
                         break;
                 }
+                daemon_reload_progress(d);
                 sigs = driver_take_signals(d->drv);
                 if (sigs & SIGBIT(SIGHUP))
                         daemon_reload(d);
@@ -214,12 +232,17 @@ static void daemon_teardown(struct daemon *d)
                         worker_free(d->workers[i]);
                 free(d->workers);
         }
-        for (size_t i = 0; i < d->n_listeners; i++)
-                listener_close(&d->listeners[i]);
-        free(d->listeners);
+        health_check_stop(d);
+        metrics_server_stop(d);
+        daemon_status_stop(d);
+        while (d->sets) {
+                struct lsockset *s = d->sets;
+                d->sets = s->next;
+                lset_free(s);
+        }
+        free(d->passed);
+        gen_unref(d->gen);
         driver_free(d->drv);
-        free(d->routes);
-        cfg_free(d->cfg);
 }
 
 int daemon_run(const char *config_path)
@@ -229,15 +252,23 @@ int daemon_run(const char *config_path)
         char msg[sizeof(err) + 64];
         int r;
 
+        struct cfg *cfg;
+
         memset(&d, 0, sizeof(d));
         memset(&err, 0, sizeof(err));
-        r = cfg_load(config_path, &d.cfg, &err);
+        d.config_path = config_path;
+        r = cfg_load(config_path, &cfg, &err);
         if (r < 0) {
                 cfg_error_format(&err, msg, sizeof(msg));
                 log_error("%s", msg);
                 return 1;
         }
-        log_set_level(d.cfg->log_level);
+        log_set_level(cfg->log_level);
+        r = gen_new(cfg, NULL, &d.gen);
+        if (r < 0) {
+                log_error_errno(r, "setting up routes");
+                return 1;
+        }
         r = daemon_setup(&d);
         if (r == 0)
                 r = daemon_loop(&d);

@@ -18,15 +18,32 @@
 
 struct listener;
 struct worker;
+struct upstream_server;
+struct metrics_server;
+struct health_checker;
 
-/* Runtime state of one route; counters are shared by every worker. */
-struct route {
-        const struct cfg_route *cfg;
+/* Counters of a route, shared by every worker and by every configuration generation that has
+ * a route of this name: a reload hands them on, so limits and metrics stay exact while
+ * connections accepted under the old configuration finish. Put new per-route counters here. */
+struct route_stats {
+        char name[64];
+        atomic_uint refs;
         atomic_uint active;  /* open client connections */
         atomic_uint rr_next; /* round-robin cursor */
         atomic_uint_least64_t accepted;
         atomic_uint_least64_t refused_limit;
         atomic_uint_least64_t connect_failures;
+        atomic_uint_least64_t refused_acl;      /* closed by allow/deny (end=denied) */
+        atomic_uint_least64_t bad_proxy_header; /* end=bad_proxy_header or proxy_timeout */
+        atomic_uint_least64_t bytes_in;         /* client -> upstream, forwarded */
+        atomic_uint_least64_t bytes_out;        /* upstream -> client */
+};
+
+/* A route of one configuration generation (see gen.h). */
+struct route {
+        const struct cfg_route *cfg;
+        struct route_stats *st;
+        struct upstream_server **servers; /* like cfg->upstreams; shared by generations (route.h) */
 };
 
 enum daemon_phase {
@@ -35,12 +52,24 @@ enum daemon_phase {
         DAEMON_STOPPING,
 };
 
+struct gen;
+struct lsockset;
+struct evsd_socket;
+
 struct daemon {
-        struct cfg *cfg;
-        struct route *routes;
-        size_t n_routes;
-        struct listener *listeners;
-        size_t n_listeners;
+        const char *config_path;
+        struct gen *gen;            /* the current configuration generation (gen.h) */
+        struct lsockset *sets;      /* every open socket set, in use or retiring */
+        struct evsd_socket *passed; /* sockets passed by systemd, kept for the daemon's life */
+        size_t n_passed;
+        unsigned reload_seq;     /* reloads posted to the workers */
+        atomic_uint reload_acks; /* workers that applied the last one */
+        bool reloading, reload_pending;
+        char reload_status[160]; /* last reload result, for STATUS= */
+        struct timer status_timer, watchdog_timer;
+        uint64_t watchdog_usec;
+        unsigned watchdog_seq;     /* ping rounds posted to the workers */
+        atomic_uint watchdog_acks; /* pings the workers answered */
         struct worker **workers;
         unsigned n_workers;
         struct driver *drv; /* main thread: signals, worker exit notices */
@@ -48,13 +77,29 @@ struct daemon {
         atomic_uint active; /* open client connections, all routes */
         atomic_uint_least64_t refused_limit;
         atomic_uint workers_exited;
+        struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
+        struct health_checker *checker; /* active health checks (health_check.c) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */
 int daemon_run(const char *config_path);
 
-/* SIGHUP (reload.c). Issue 6 implements it; for now it says so and keeps the configuration. */
-int daemon_reload(struct daemon *d);
+/* SIGHUP (reload.c): load and check the file; if it is good, open added listeners, hand the new
+ * generation to every worker and retire removed listeners; if not, log why and keep running on
+ * the current configuration. A reload asked for while one is under way runs after it. */
+void daemon_reload(struct daemon *d);
+/* Main thread, after each turn: finish a reload every worker has applied. */
+void daemon_reload_progress(struct daemon *d);
+/* Open the socket sets of every listener of g (reusing those of prev), appending them to g.
+ * On failure, sets opened by this call are closed again and -errno is returned. */
+int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev);
+/* Free socket sets that no generation uses and no worker accepts on any more. */
+void daemon_free_unused_sets(struct daemon *d, const struct gen *keep);
+
+/* systemd STATUS=/WATCHDOG=/STOPPING= from the main loop (notify.c). */
+void daemon_status_start(struct daemon *d);
+void daemon_status_stop(struct daemon *d);
+void daemon_notify_stopping(struct daemon *d);
 
 /* Called by a worker thread as it exits, to wake the main loop. */
 void daemon_worker_exited(struct daemon *d);

@@ -1,7 +1,7 @@
 /* Listening sockets of every address kind: TCP v4/v6 (one SO_REUSEPORT socket per worker),
  * "*:port" dual-stack (IPV6_V6ONLY=0), unix paths (a stale socket file is replaced only if it
  * is a socket nobody listens on; mode set with a restrictive umask around bind so the file is
- * never more open than unix_mode), abstract names. systemd sockets arrive with issue 6. */
+ * never more open than unix_mode), abstract names, and sockets passed by systemd. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -84,7 +84,7 @@ static int remove_stale_socket(const struct cfg_addr *a, const char *path)
         return 0;
 }
 
-static int open_unix(struct listener *l, const struct cfg_addr *a, mode_t mode, int *out)
+static int open_unix(struct lsockset *l, const struct cfg_addr *a, mode_t mode, int *out)
 {
         const struct sockaddr_un *un = (const struct sockaddr_un *)&a->sa;
         bool is_path = a->kind == CFG_ADDR_UNIX;
@@ -131,50 +131,54 @@ err_close_fd:
         return r;
 }
 
-int listener_open(struct listener *l, const struct cfg_addr *addr, struct route *route,
-                  mode_t unix_mode, unsigned n_workers)
+int lset_open(const struct cfg_addr *addr, mode_t unix_mode, unsigned n_workers, int passed_fd,
+              struct lsockset **out)
 {
+        struct lsockset *l = calloc(1, sizeof(*l));
         int r = 0;
 
-        memset(l, 0, sizeof(*l));
-        l->addr = addr;
-        l->route = route;
-        if (addr->kind == CFG_ADDR_SYSTEMD) {
-                log_error("listen %s: systemd socket activation is not implemented yet",
-                          addr->text);
-                return -EOPNOTSUPP;
-        }
-        l->shared = addr->kind != CFG_ADDR_INET;
+        if (!l)
+                return log_error_errno(-ENOMEM, "listen %s", addr->text);
+        l->addr = *addr;
+        l->passed = passed_fd >= 0;
+        l->shared = l->passed || addr->kind != CFG_ADDR_INET;
         l->n_socks = l->shared ? 1 : n_workers;
         l->socks = calloc(l->n_socks, sizeof(*l->socks));
-        if (!l->socks)
+        if (!l->socks) {
+                free(l);
                 return log_error_errno(-ENOMEM, "listen %s", addr->text);
+        }
         for (unsigned i = 0; i < l->n_socks; i++) {
                 l->socks[i].fd = -1;
                 l->socks[i].owner = l;
                 atomic_init(&l->socks[i].users, 0);
         }
-        for (unsigned i = 0; i < l->n_socks && r == 0; i++) {
+        if (l->passed)
+                l->socks[0].fd = passed_fd;
+        for (unsigned i = 0; i < l->n_socks && r == 0 && !l->passed; i++) {
                 if (l->shared)
-                        r = open_unix(l, addr, unix_mode, &l->socks[i].fd);
+                        r = open_unix(l, &l->addr, unix_mode, &l->socks[i].fd);
                 else
-                        r = open_tcp(addr, &l->socks[i].fd);
+                        r = open_tcp(&l->addr, &l->socks[i].fd);
         }
-        if (r < 0)
-                listener_close(l);
-        return r;
-}
-
-int listener_chown(struct listener *l, uid_t uid, gid_t gid)
-{
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr->sa;
-
-        if (l->unix_path && lchown(un->sun_path, uid, gid) == -1)
-                return log_error_errno(-errno, "listen %s: chown", l->addr->text);
+        if (r < 0) {
+                lset_free(l);
+                return r;
+        }
+        *out = l;
         return 0;
 }
 
-struct lsock *listener_sock(struct listener *l, unsigned worker)
+int lset_chown(struct lsockset *l, uid_t uid, gid_t gid)
+{
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr.sa;
+
+        if (l->unix_path && lchown(un->sun_path, uid, gid) == -1)
+                return log_error_errno(-errno, "listen %s: chown", l->addr.text);
+        return 0;
+}
+
+struct lsock *lset_sock(struct lsockset *l, unsigned worker)
 {
         struct lsock *s = &l->socks[l->shared ? 0 : worker % l->n_socks];
 
@@ -182,9 +186,9 @@ struct lsock *listener_sock(struct listener *l, unsigned worker)
         return s;
 }
 
-static void unlink_own_path(struct listener *l)
+static void unlink_own_path(struct lsockset *l)
 {
-        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr->sa;
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&l->addr.sa;
         struct stat st;
 
         if (!l->unix_path)
@@ -193,13 +197,13 @@ static void unlink_own_path(struct listener *l)
         /* Only the file we created: another instance may have replaced it meanwhile. */
         if (lstat(un->sun_path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino &&
             unlink(un->sun_path) == -1)
-                log_warning_errno(-errno, "listen %s: removing socket file", l->addr->text);
+                log_warning_errno(-errno, "listen %s: removing socket file", l->addr.text);
 }
 
 static void lsock_close(struct lsock *s)
 {
-        if (s->fd < 0)
-                return;
+        if (s->fd < 0 || s->owner->passed)
+                return; /* a passed socket stays open for a later configuration */
         close(s->fd);
         s->fd = -1;
         if (s->owner->shared)
@@ -212,14 +216,21 @@ void lsock_release(struct lsock *s)
                 lsock_close(s);
 }
 
-void listener_close(struct listener *l)
+bool lset_unused(struct lsockset *l)
 {
-        if (!l || !l->socks)
+        for (unsigned i = 0; i < l->n_socks; i++)
+                if (atomic_load(&l->socks[i].users) > 0)
+                        return false;
+        return true;
+}
+
+void lset_free(struct lsockset *l)
+{
+        if (!l)
                 return;
         for (unsigned i = 0; i < l->n_socks; i++)
                 lsock_close(&l->socks[i]);
         unlink_own_path(l);
         free(l->socks);
-        l->socks = NULL;
-        l->n_socks = 0;
+        free(l);
 }

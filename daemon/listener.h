@@ -12,37 +12,53 @@
 
 #include <evproxy/config.h>
 
+struct gen;
 struct route;
-struct listener;
+struct lsockset;
 
 struct lsock {
         int fd;
         atomic_uint users;
-        struct listener *owner;
+        struct lsockset *owner;
 };
 
-struct listener {
-        const struct cfg_addr *addr;
-        struct route *route;
+/* The sockets of one listen address. Owned by the main thread, which keeps a set open across
+ * reloads for as long as some configuration still listens on its address. */
+struct lsockset {
+        struct cfg_addr addr; /* a copy: outlives the configuration that opened it */
         struct lsock *socks;
         unsigned n_socks;
         bool shared;    /* one socket for every worker */
         bool unix_path; /* created a file we must remove */
+        bool passed;    /* passed by systemd: never closed by us, kept for later reloads */
         dev_t dev;
         ino_t ino;
+        struct lsockset *next; /* the daemon's list of sets */
 };
 
-/* Open a listener for addr; n_workers sockets for TCP, one shared socket otherwise. */
-int listener_open(struct listener *l, const struct cfg_addr *addr, struct route *route,
-                  mode_t unix_mode, unsigned n_workers);
+/* A listener as one configuration generation sees it: its address and route in that
+ * generation, and the socket set it accepts on. */
+struct listener {
+        const struct cfg_addr *addr;
+        struct route *route;
+        struct gen *gen;
+        struct lsockset *set;
+};
+
+/* Open the sockets for addr: n_workers sockets for TCP, one shared socket otherwise; with
+ * passed_fd >= 0, that socket (from systemd) instead. */
+int lset_open(const struct cfg_addr *addr, mode_t unix_mode, unsigned n_workers, int passed_fd,
+              struct lsockset **out);
 /* The socket worker number i accepts on; takes one user reference on it. */
-struct lsock *listener_sock(struct listener *l, unsigned worker);
+struct lsock *lset_sock(struct lsockset *s, unsigned worker);
 /* Drop one user; the last closes the socket. */
 void lsock_release(struct lsock *s);
+/* True once no worker accepts on any socket of s. */
+bool lset_unused(struct lsockset *s);
 /* Give a unix path listener's file to the user the daemon is about to become, so it can still
  * remove the file at exit. No-op for other kinds. */
-int listener_chown(struct listener *l, uid_t uid, gid_t gid);
-/* Close whatever is still open and free the sockets. Accepts a never-opened listener. */
-void listener_close(struct listener *l);
+int lset_chown(struct lsockset *s, uid_t uid, gid_t gid);
+/* Close whatever is still open and free the set. Accepts NULL. */
+void lset_free(struct lsockset *s);
 
 #endif

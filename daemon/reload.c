@@ -1,14 +1,211 @@
-/* SIGHUP: configuration reload. Issue 6 fills this in: load and validate the new file, keep the
- * old configuration on error, diff listeners (cfg_diff_listeners), open added ones, post the new
- * listener set and routes to every worker, let removed ones close, leave connections alone. */
+/* SIGHUP: configuration reload without dropping a connection.
+ *   load + validate --bad--> log file:line, STATUS=, keep running as before
+ *        |good
+ *   new generation; bind: kept addresses reuse their open sockets, added ones are opened
+ *        |                                              (failure: close those, keep the old)
+ *   post the generation to every worker --all applied--> free retired sockets, READY=1
+ * Workers move kept listeners' registrations over untouched, so no client is ever refused. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <evproxy/sd.h>
 
 #include "daemon.h"
+#include "gen.h"
+#include "listener.h"
 #include "log.h"
+#include "worker.h"
 
-int daemon_reload(struct daemon *d)
+static struct lsockset *find_set(struct daemon *d, const struct cfg_addr *addr, int passed_fd)
 {
-        log_notice("SIGHUP: configuration reload is not supported yet; still running on %s",
-                   d->cfg->path ? d->cfg->path : "the loaded configuration");
-        return -EOPNOTSUPP;
+        for (struct lsockset *s = d->sets; s; s = s->next) {
+                if (passed_fd >= 0 ? s->passed && s->socks[0].fd == passed_fd
+                                   : !s->passed && cfg_addr_equal(&s->addr, addr))
+                        return s;
+        }
+        return NULL;
+}
+
+static int bind_one(struct daemon *d, struct gen *g, size_t ri, const struct cfg_addr *addr,
+                    int passed_fd)
+{
+        struct lsockset *set = find_set(d, addr, passed_fd);
+        int r;
+
+        if (!set) {
+                r = lset_open(addr, g->cfg->routes[ri].unix_mode, d->n_workers, passed_fd, &set);
+                if (r < 0)
+                        return r;
+                set->next = d->sets;
+                d->sets = set;
+        }
+        r = gen_add_listener(g, ri, addr, set);
+        return r < 0 ? log_error_errno(r, "listen %s", addr->text) : 0;
+}
+
+static int bind_systemd(struct daemon *d, struct gen *g, size_t ri, const struct cfg_addr *addr)
+{
+        size_t found = 0;
+        int r;
+
+        for (size_t i = 0; i < d->n_passed; i++) {
+                if (strcmp(d->passed[i].name, addr->name) != 0)
+                        continue;
+                r = bind_one(d, g, ri, addr, d->passed[i].fd);
+                if (r < 0)
+                        return r;
+                found++;
+        }
+        if (found == 0) {
+                log_error("listen %s: systemd passed no socket named \"%s\"", addr->text,
+                          addr->name);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev)
+{
+        struct lsockset *before = d->sets;
+        int r = 0;
+
+        (void)prev; /* sets in use by prev are exactly those in d->sets (reloads are serial) */
+        for (size_t i = 0; i < g->cfg->n_routes && r == 0; i++) {
+                const struct cfg_route *rc = &g->cfg->routes[i];
+
+                for (size_t j = 0; j < rc->n_listen && r == 0; j++) {
+                        if (rc->listen[j].kind == CFG_ADDR_SYSTEMD)
+                                r = bind_systemd(d, g, i, &rc->listen[j]);
+                        else
+                                r = bind_one(d, g, i, &rc->listen[j], -1);
+                }
+        }
+        if (r < 0) {
+                while (d->sets != before) { /* close what this call opened */
+                        struct lsockset *s = d->sets;
+                        d->sets = s->next;
+                        lset_free(s);
+                }
+        }
+        return r;
+}
+
+static bool gen_uses(const struct gen *g, const struct lsockset *s)
+{
+        for (size_t i = 0; g && i < g->n_listeners; i++)
+                if (g->listeners[i].set == s)
+                        return true;
+        return false;
+}
+
+void daemon_free_unused_sets(struct daemon *d, const struct gen *keep)
+{
+        for (struct lsockset **p = &d->sets; *p;) {
+                struct lsockset *s = *p;
+
+                if (!gen_uses(keep, s) && lset_unused(s)) {
+                        *p = s->next;
+                        lset_free(s);
+                } else {
+                        p = &s->next;
+                }
+        }
+}
+
+static void reload_failed(struct daemon *d, const char *why)
+{
+        log_error("reload failed, still running on the previous configuration: %s", why);
+        /* STATUS= gets the gist; the log line above has it whole. */
+        size_t n = sizeof(d->reload_status);
+        int w = snprintf(d->reload_status, n, "last reload failed: ");
+        strncat(d->reload_status, why, n - (size_t)w - 1);
+        evsd_notify_ready(d->reload_status);
+}
+
+static void warn_restart_only(const struct cfg *old, const struct cfg *new)
+{
+        if (old->workers != new->workers)
+                log_warning("reload: \"workers\" changes take effect at the next restart");
+        if ((old->user == NULL) != (new->user == NULL) ||
+            (old->user && strcmp(old->user, new->user) != 0))
+                log_warning("reload: \"user\" changes take effect at the next restart");
+        if (old->buffer_size != new->buffer_size)
+                log_warning("reload: \"buffer_size\" changes take effect at the next restart");
+}
+
+static size_t count_reused(const struct gen *g, const struct gen *prev)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < g->n_listeners; i++)
+                n += gen_uses(prev, g->listeners[i].set);
+        return n;
+}
+
+void daemon_reload(struct daemon *d)
+{
+        struct cfg_error err;
+        char msg[sizeof(err) + 64];
+        struct cfg *cfg = NULL;
+        struct gen *g, *old = d->gen;
+        size_t kept;
+        int r;
+
+        if (d->phase != DAEMON_RUNNING) {
+                log_notice("SIGHUP ignored: the daemon is stopping");
+                return;
+        }
+        if (d->reloading) {
+                d->reload_pending = true; /* runs once the current one is applied */
+                return;
+        }
+        evsd_notify_reloading();
+        log_notice("reloading %s", d->config_path);
+        memset(&err, 0, sizeof(err));
+        r = cfg_load(d->config_path, &cfg, &err);
+        if (r < 0) {
+                cfg_error_format(&err, msg, sizeof(msg));
+                reload_failed(d, msg);
+                return;
+        }
+        warn_restart_only(old->cfg, cfg);
+        r = gen_new(cfg, old, &g);
+        if (r < 0) {
+                reload_failed(d, strerror(-r));
+                return;
+        }
+        r = daemon_bind(d, g, old);
+        if (r < 0) {
+                gen_unref(g);
+                reload_failed(d, "cannot open the new listeners (see above)");
+                return;
+        }
+        kept = count_reused(g, old);
+        log_set_level(g->cfg->log_level);
+        d->reloading = true;
+        atomic_store(&d->reload_acks, 0);
+        d->reload_seq++;
+        for (unsigned i = 0; i < d->n_workers; i++)
+                worker_reload(d->workers[i], g);
+        d->gen = g;
+        log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",
+                   d->config_path, g->n_routes, g->n_listeners, kept, g->n_listeners - kept,
+                   old->n_listeners - count_reused(old, g));
+        gen_unref(old);
+        snprintf(d->reload_status, sizeof(d->reload_status), "last reload ok");
+}
+
+void daemon_reload_progress(struct daemon *d)
+{
+        if (!d->reloading || atomic_load(&d->reload_acks) < d->n_workers)
+                return;
+        d->reloading = false;
+        daemon_free_unused_sets(d, d->gen);
+        evsd_notify_ready(d->reload_status);
+        if (d->reload_pending) {
+                d->reload_pending = false;
+                daemon_reload(d);
+        }
 }

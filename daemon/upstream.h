@@ -1,26 +1,53 @@
 /* Choosing and connecting to a route's upstream servers. Every choice goes through
- * upstream_next() so balancing policies and server health (issue 5) change one function. */
+ * upstream_begin()/upstream_next() so balancing policies and server health (health.h) change
+ * one place; upstream_report() feeds connect outcomes back, upstream_release() gives the
+ * server's load unit back when the connection ends. */
 #ifndef EVPROXYD_UPSTREAM_H
 #define EVPROXYD_UPSTREAM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <evproxy/config.h>
 
 struct route;
 
-/* One connection's walk over the servers of its route: each server is tried at most once. */
+/* Runtime state of one upstream server of a route, shared by every worker and by every
+ * configuration generation that has it (route.h). Health fields are written by health.c only. */
+struct upstream_server {
+        atomic_uint refs;
+        atomic_uint active;               /* connections assigned to it (connecting or open) */
+        atomic_uint fails;                /* failed connects in a row */
+        atomic_bool down;                 /* skipped until retry_ms, then probed */
+        atomic_uint_least64_t retry_ms;   /* driver clock: when the next probe may go */
+        atomic_uint_least64_t backoff_ms; /* current back-off, doubles up to backoff_max */
+        atomic_uint_least64_t connect_failures;
+};
+
+/* One connection's walk over the servers of its route. Pass 0 hands out, in ring order from
+ * the server the balancing policy chose, the servers that are up (or due for a probe); pass 1
+ * the ones pass 0 skipped as down, so a route whose servers are all down still tries them.
+ * Each server is handed out at most once per walk (routes with more than 64 servers: servers
+ * past the 64th that pass 0 skipped are not retried in pass 1). */
 struct upstream_pick {
-        unsigned start; /* first server of this walk */
-        unsigned tried; /* servers handed out so far */
-        int current;    /* index of the last one handed out, -1 before the first */
+        unsigned start;   /* first server of this walk */
+        unsigned step;    /* ring positions visited in this pass */
+        uint8_t pass;     /* 0 or 1; 2 = walk over */
+        bool held;        /* current holds one unit of its server's active count */
+        bool probe;       /* current is down and this walk probes it (health.h) */
+        int current;      /* index of the last one handed out, -1 before the first */
+        uint64_t skipped; /* pass 0: servers skipped as down (bit i = server i, i < 64) */
 };
 
 void upstream_begin(struct route *r, struct upstream_pick *p);
 /* The next server to try, or NULL when every server was tried. */
 const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p);
-/* Outcome of a connect to p->current (0 or -errno), for health tracking. */
-void upstream_report(struct route *r, const struct upstream_pick *p, int result);
+/* Outcome of a connect to p->current (0 or -errno): counts failures, feeds health. A failure
+ * also releases the server's load unit. */
+void upstream_report(struct route *r, struct upstream_pick *p, int result);
+/* The connection is over: release what it holds on its server. Idempotent. */
+void upstream_release(struct route *r, struct upstream_pick *p);
 
 /* Start a non-blocking connect: 0 connected, -EINPROGRESS pending (wait for writable, then
  * upstream_connect_result()), or -errno. *fd_out is set whenever a socket was made. */
@@ -30,5 +57,8 @@ int upstream_connect_result(int fd);
 
 /* True for errors that say this machine is short of something, not that the server failed. */
 bool upstream_error_is_local(int r);
+
+/* A random number from a per-thread generator (seeded once per thread). */
+uint32_t upstream_random(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "conn.h"
 #include "daemon.h"
+#include "gen.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -75,11 +76,11 @@ static bool limit_take(atomic_uint *count, unsigned max)
 static void worker_reject(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
                           socklen_t len, const char *which, unsigned max)
 {
-        bool access = w->dmn->cfg->access_log;
+        bool access = l->gen->cfg->access_log;
         char client[ADDR_STRLEN];
 
         close(fd);
-        atomic_fetch_add(&l->route->refused_limit, 1);
+        atomic_fetch_add(&l->route->st->refused_limit, 1);
         atomic_fetch_add(&w->dmn->refused_limit, 1);
         if (!access && !log_enabled(LOG_DEBUG))
                 return;
@@ -94,14 +95,16 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
                           socklen_t len)
 {
         struct route *rt = l->route;
-        unsigned max = w->dmn->cfg->max_connections;
+        unsigned max = w->gen->cfg->max_connections;
 
-        atomic_fetch_add_explicit(&rt->accepted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rt->st->accepted, 1, memory_order_relaxed);
+        if (!conn_admit(w, l, fd, sa, len)) /* allow/deny (acl.c), before any limit */
+                return;
         if (!limit_take(&w->dmn->active, max)) {
                 worker_reject(w, l, fd, sa, len, "global", max);
                 return;
         }
-        if (!limit_take(&rt->active, rt->cfg->max_connections)) {
+        if (!limit_take(&rt->st->active, rt->cfg->max_connections)) {
                 atomic_fetch_sub(&w->dmn->active, 1);
                 worker_reject(w, l, fd, sa, len, "route", rt->cfg->max_connections);
                 return;
@@ -183,52 +186,136 @@ static void wl_wake(void *arg, uint32_t ready)
         worker_schedule(wl->w, &wl->run);
 }
 
+static void wl_release(struct worker *w, struct wlistener *wl)
+{
+        worker_unschedule(w, &wl->run);
+        if (wl->io) {
+                handle_deregister(w->h, wl->io);
+                wl->io = NULL;
+        }
+        if (wl->sock) {
+                lsock_release(wl->sock);
+                wl->sock = NULL;
+        }
+}
+
 static void worker_release_listeners(struct worker *w)
 {
-        for (size_t i = 0; i < w->n_ls; i++) {
-                struct wlistener *wl = &w->ls[i];
+        for (size_t i = 0; i < w->n_ls; i++)
+                wl_release(w, &w->ls[i]);
+}
 
-                worker_unschedule(w, &wl->run);
-                if (wl->io) {
-                        handle_deregister(w->h, wl->io);
-                        wl->io = NULL;
-                }
-                if (wl->sock) {
-                        lsock_release(wl->sock);
-                        wl->sock = NULL;
-                }
+static int wl_register(struct worker *w, struct wlistener *wl)
+{
+        const struct waker wk = {.fn = wl_wake, .arg = wl};
+        int r;
+
+        wl->sock = lset_sock(wl->l->set, w->id);
+        r = handle_register(w->h, wl->sock->fd, INTEREST_READABLE, &wk, &wl->io);
+        if (r < 0)
+                return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
+        worker_schedule(w, &wl->run); /* connections may already be waiting */
+        return 0;
+}
+
+/* A listener whose socket set the worker already accepts on keeps its registration: only the
+ * waker moves to the new entry, so a reload never closes or re-opens a kept listener. */
+static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistener *old,
+                         size_t n_old)
+{
+        for (size_t i = 0; i < n_old; i++) {
+                const struct waker wk = {.fn = wl_wake, .arg = wl};
+
+                if (!old[i].io || old[i].l->set != wl->l->set)
+                        continue;
+                wl->sock = old[i].sock;
+                wl->io = old[i].io;
+                old[i].sock = NULL;
+                old[i].io = NULL;
+                worker_unschedule(w, &old[i].run);
+                sio_set_waker(wl->io, DIRECTION_READ, &wk);
+                sio_set_waker(wl->io, DIRECTION_WRITE, &wk);
+                worker_schedule(w, &wl->run); /* readiness may have come in between */
+                return true;
         }
+        return false;
+}
+
+/* Accept for generation g from now on (g's reference passes to the worker). */
+static int worker_set_gen(struct worker *w, struct gen *g)
+{
+        struct wlistener *old = w->ls, *ls;
+        size_t n_old = w->n_ls;
+        int r = 0;
+
+        ls = calloc(g->n_listeners ? g->n_listeners : 1, sizeof(*ls));
+        if (!ls) {
+                gen_unref(g);
+                return log_error_errno(-ENOMEM, "worker %u: applying configuration", w->id);
+        }
+        for (size_t i = 0; i < g->n_listeners; i++) {
+                struct wlistener *wl = &ls[i];
+
+                wl->run.fn = wl_run;
+                wl->w = w;
+                wl->l = &g->listeners[i];
+                if (!wl_take_over(w, wl, old, n_old) && wl_register(w, wl) < 0)
+                        r = -EIO; /* that listener stays idle on this worker; others go on */
+        }
+        for (size_t i = 0; i < n_old; i++)
+                wl_release(w, &old[i]); /* what the new generation dropped */
+        free(old);
+        w->ls = ls;
+        w->n_ls = g->n_listeners;
+        gen_unref(w->gen);
+        w->gen = g;
+        return r;
 }
 
 static int worker_add_listeners(struct worker *w)
 {
-        struct daemon *d = w->dmn;
+        return worker_set_gen(w, gen_ref(w->dmn->gen));
+}
 
-        w->ls = calloc(d->n_listeners ? d->n_listeners : 1, sizeof(*w->ls));
-        if (!w->ls)
-                return -ENOMEM;
-        w->n_ls = d->n_listeners;
-        for (size_t i = 0; i < w->n_ls; i++) {
-                struct wlistener *wl = &w->ls[i];
-                const struct waker wk = {.fn = wl_wake, .arg = wl};
-                int r;
+struct reload_task {
+        struct driver_task task;
+        struct worker *w;
+        struct gen *g;
+};
 
-                wl->run.fn = wl_run;
-                wl->w = w;
-                wl->l = &d->listeners[i];
-                wl->sock = listener_sock(wl->l, w->id);
-                r = handle_register(w->h, wl->sock->fd, INTEREST_READABLE, &wk, &wl->io);
-                if (r < 0)
-                        return log_error_errno(r, "worker %u: registering %s", w->id,
-                                               wl->l->addr->text);
-                worker_schedule(w, &wl->run); /* connections may already be waiting */
+static void reload_task_fn(struct driver_task *t)
+{
+        struct reload_task *rt = container_of(t, struct reload_task, task);
+        struct worker *w = rt->w;
+
+        if (w->draining)
+                gen_unref(rt->g); /* stopping: listeners are gone for good */
+        else
+                worker_set_gen(w, rt->g);
+        free(rt);
+        atomic_fetch_add(&w->dmn->reload_acks, 1);
+        handle_unpark(driver_handle(w->dmn->drv));
+}
+
+void worker_reload(struct worker *w, struct gen *g)
+{
+        struct reload_task *rt = calloc(1, sizeof(*rt));
+
+        if (!rt) {
+                /* Cannot tell this worker: it keeps accepting for the old generation. */
+                log_error("worker %u: out of memory posting the reload", w->id);
+                atomic_fetch_add(&w->dmn->reload_acks, 1);
+                return;
         }
-        return 0;
+        rt->task.fn = reload_task_fn;
+        rt->w = w;
+        rt->g = gen_ref(g);
+        handle_post(w->h, &rt->task);
 }
 
 static void worker_begin_drain(struct worker *w)
 {
-        uint64_t ms = (uint64_t)(w->dmn->cfg->drain_timeout * 1000.0);
+        uint64_t ms = (uint64_t)(w->gen->cfg->drain_timeout * 1000.0);
 
         if (w->draining)
                 return;
@@ -305,8 +392,8 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
         w->dmn = d;
         TAILQ_INIT(&w->runq);
         TAILQ_INIT(&w->conns);
-        pipe_pool_init(&w->pipes, d->cfg->buffer_size, PIPES_KEPT);
-        buf_pool_init(&w->bufs, d->cfg->buffer_size, BUFS_KEPT);
+        pipe_pool_init(&w->pipes, d->gen->cfg->buffer_size, PIPES_KEPT);
+        buf_pool_init(&w->bufs, d->gen->cfg->buffer_size, BUFS_KEPT);
         timer_init(&w->drain_timer, drain_timer_fn, w);
         timer_init(&w->pause_timer, worker_resume_accepting, w);
         w->drain_task.fn = drain_task_fn;
@@ -358,6 +445,7 @@ void worker_free(struct worker *w)
                 timer_cancel(w->drv, &w->pause_timer);
         }
         free(w->ls);
+        gen_unref(w->gen);
         pipe_pool_destroy(&w->pipes);
         buf_pool_destroy(&w->bufs);
         driver_free(w->drv);

@@ -17,6 +17,7 @@
 #include "pool.h"
 
 struct daemon;
+struct gen;
 struct conn;
 struct listener;
 
@@ -34,6 +35,7 @@ TAILQ_HEAD(conn_list, conn);
 struct worker {
         unsigned id;
         struct daemon *dmn;
+        struct gen *gen; /* the configuration this worker accepts for */
         struct driver *drv;
         struct handle *h;
         pthread_t thread;
@@ -51,7 +53,7 @@ struct worker {
         bool accept_paused;    /* out of fds: no accept until pause_timer fires */
         unsigned pause_streak; /* pauses since the last successful connection */
         struct timer drain_timer, pause_timer;
-        struct driver_task drain_task, stop_task;
+        struct driver_task drain_task, stop_task, ping_task;
 };
 
 /* Create worker id: its driver, pools, and registrations on every listener. Main thread. */
@@ -62,6 +64,9 @@ void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 /* From any thread: stop accepting and let connections finish within the drain timeout. */
 void worker_drain(struct worker *w);
+/* Main thread: accept for generation g from the worker's next turn on; the worker counts itself
+ * in d->reload_acks once it has. */
+void worker_reload(struct worker *w, struct gen *g);
 /* From any thread: close every connection now. Call at most once, after worker_drain. */
 void worker_stop(struct worker *w);
 

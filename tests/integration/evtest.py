@@ -609,6 +609,8 @@ def _conf_value(v):
         return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
     if isinstance(v, (list, tuple)):
         return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
+    if isinstance(v, dict):  # a group: health = { fails = 2; }
+        return "{ " + " ".join("%s = %s;" % (k, _conf_value(x)) for k, x in v.items()) + " }"
     raise TypeError(v)
 
 
@@ -639,7 +641,7 @@ ACCESS_RE = re.compile(
     r"bytes_in=(?P<bytes_in>\d+) bytes_out=(?P<bytes_out>\d+) "
     r"duration_ms=(?P<duration_ms>\d+) end=(?P<end>\S+)")
 END_REASONS = {"client_closed", "upstream_closed", "idle_timeout", "connect_failed", "reset",
-               "limit", "shutdown", "error"}
+               "limit", "shutdown", "error", "denied", "bad_proxy_header", "proxy_timeout"}
 PRIO_RE = re.compile(r"^<[0-7]>")
 
 
@@ -655,16 +657,35 @@ class Daemon:
         self.cond = threading.Condition()
         self.reader = None
         self.stopped = False
+        self.prefix = []
         ctx.daemons.append(self)
 
-    def start(self, timeout=READY_TIMEOUT):
-        self.proc = subprocess.Popen([self.ctx.evproxyd, "-c", self.conf_path],
+    def start(self, timeout=READY_TIMEOUT, env=None, prefix=(), wait_ready=True):
+        """Start evproxyd (behind the `prefix` command, e.g. systemd-socket-activate), with
+        extra environment `env`, and wait for its ready line unless wait_ready is False."""
+        self.prefix = list(prefix)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(list(prefix) + [self.ctx.evproxyd, "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=full_env)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        self.wait_line(r"ready:", timeout)
+        if wait_ready:
+            self.wait_line(r"ready:", timeout)
         return self
+
+    def rewrite(self, config_text):
+        """Replace the config file (atomically, as an editor or a package upgrade would)."""
+        tmp = self.conf_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(config_text)
+        os.rename(tmp, self.conf_path)
+
+    def count_lines(self, pattern):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for _, l in self.lines if rx.search(l))
 
     def _read(self):
         for raw in self.proc.stderr:
@@ -741,9 +762,20 @@ class Daemon:
                     return int(l.split()[1])
         raise TestFailure("no VmRSS for pid %d" % self.proc.pid)
 
+    def wrapper_lines(self):
+        if not self.prefix:
+            return 0
+        with self.cond:
+            for i, (_, l) in enumerate(self.lines):
+                if l.startswith("Execing "):
+                    return i + 1
+            return len(self.lines)
+
     def check_log_format(self):
         with self.cond:
             lines = [l for _, l in self.lines]
+        # Lines a wrapper (systemd-socket-activate) printed before exec'ing the daemon.
+        lines = lines[self.wrapper_lines():]
         bad = [l for l in lines if not PRIO_RE.match(l)]
         check(not bad, "%s: log lines without a <N> priority prefix: %r" % (self.name, bad[:5]))
         acc = [l for l in lines if l.startswith("<6>access")]

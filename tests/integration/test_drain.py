@@ -4,11 +4,17 @@
 drain_finishes: drain_timeout = 10 and one held connection. After SIGTERM a new connection is
 not served (refused, or closed within 2 s without reaching the upstream); the held one still
 works; once it closes, the daemon exits 0 within 3 s (long before the drain deadline).
+transfer_completes: a 64 MiB exchange each way is in flight when SIGTERM arrives; both
+directions finish intact (sha256) within the drain timeout and the daemon exits 0.
+second_sigterm: a second SIGTERM during drain closes the held connection at once (end=shutdown)
+and the daemon exits 0 long before drain_timeout.
 drain_deadline: drain_timeout = 1 and one held idle connection. After SIGTERM the daemon closes
 it after about 1 s (EOF/RST within 5 s), logs end=shutdown and exits 0.
 """
 
 import os
+import signal
+import socket
 import sys
 import time
 
@@ -68,6 +74,59 @@ def drain_deadline(ctx):
     finally:
         c.close()
     d.wait_exit(4)
+    a = d.access(route="r")
+    check(len(a) == 1 and a[0]["end"] == "shutdown", "want one end=shutdown line: %s" % a)
+
+
+@ev.test
+def transfer_completes(ctx):
+    mib = 64
+    down = ev.Stream(21, mib << 20)
+    up = ev.Stream(22, mib << 20)
+    ex = ctx.server("tcp4", ev.exchange_handler(lambda rec: down), name="exchange")
+    listen = ctx.addr("tcp4")
+    d = ctx.daemon(ev.make_config([{"name": "bulk", "listen": [listen], "upstreams": [ex.addr]}],
+                                  drain_timeout=60)).start()
+    s = ev.connect(listen)
+    got = {}
+    rt = ev.Task(lambda: got.update(down=ev.recv_all(s, total_timeout=120)), name="recv")
+    sender = ev.Task(lambda: (ev.send_stream(s, up), s.shutdown(socket.SHUT_WR)), name="send")
+    rec = ex.wait_conns(1)[0]
+    dl = ev.deadline(10)
+    while rec.progress[0] < (4 << 20) and ev.left(dl) > 0:  # well under way, far from done
+        time.sleep(0.005)
+    d.terminate()
+    at_term = rec.progress[0]
+    sender.join(120)
+    rt.join(120)
+    s.close()
+    rec.done.wait(30)
+    print("  SIGTERM after %d KiB of the %d KiB upload" % (at_term >> 10, up.length >> 10))
+    check(at_term < up.length, "the transfer was over before SIGTERM: proves nothing")
+    check(got.get("down") and got["down"][0] == down.length and got["down"][1] == down.sha256(),
+          "download cut or corrupted by the drain")
+    check(rec.received == up.length and rec.sha256 == up.sha256(),
+          "upload cut or corrupted by the drain: %d bytes" % rec.received)
+    d.wait_exit(10)
+    a = d.access(route="bulk")
+    check(len(a) == 1 and a[0]["end"] in ("client_closed", "upstream_closed"),
+          "transfer not logged as a normal end: %s" % a)
+
+
+@ev.test
+def second_sigterm(ctx):
+    d, echo, listen, c = setup(ctx, 60)
+    try:
+        d.terminate()
+        time.sleep(0.3)
+        ev.echo_roundtrip(c, b"still draining")
+        t0 = time.monotonic()
+        os.kill(d.pid, signal.SIGTERM)
+        how, got = ev.wait_closed(c, 5)
+        check(time.monotonic() - t0 < 3, "second SIGTERM did not end the drain at once")
+    finally:
+        c.close()
+    d.wait_exit(5)
     a = d.access(route="r")
     check(len(a) == 1 and a[0]["end"] == "shutdown", "want one end=shutdown line: %s" % a)
 

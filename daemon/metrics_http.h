@@ -1,0 +1,24 @@
+/* The metrics endpoint's HTTP request parser: a pure function over the bytes received so far,
+ * fuzzed directly (tests/fuzz/fuzz_metrics_http.c). Only the request head is looked at; the
+ * endpoint answers one request per connection and closes. */
+#ifndef EVPROXYD_METRICS_HTTP_H
+#define EVPROXYD_METRICS_HTTP_H
+
+#include <stddef.h>
+
+#define MHTTP_MAX_REQUEST 4096 /* bytes of request head accepted before cutting off */
+
+struct mhttp_request {
+        int status; /* what to answer: 200 (GET /metrics), 400, 404, 405 or 505 */
+        int minor;  /* HTTP/1.<minor> of the request, 0 when unknown */
+};
+
+/* Parse buf[0..len). Returns the length of the request head (> 0) once it is complete or
+ * once the request line alone shows it is bad (out filled), 0 when more bytes are needed, or
+ * -EMSGSIZE when MHTTP_MAX_REQUEST bytes hold no complete head. */
+int mhttp_parse(const char *buf, size_t len, struct mhttp_request *out);
+
+/* The reason phrase of a status this parser produces ("OK", "Not Found", ...). */
+const char *mhttp_reason(int status);
+
+#endif

@@ -1,0 +1,336 @@
+/* The metrics endpoint on the main thread's driver. A connection's life:
+ *   READING --whole request head--> WRITING (status + exposition) --all sent--> shutdown(WR),
+ *   DRAINING (read and drop until the client closes) --> closed
+ *   READING --over 4 KiB, EOF, error, or 5 s--> closed; WRITING/DRAINING --10 s--> closed
+ * Wakers and timers run on the main thread inside driver_turn(); closing there is safe
+ * because the driver frees a deregistered record only at its next turn. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <evproxy/driver.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
+#include "metrics_server.h"
+
+#define ACCEPT_RETRY_MS 100
+
+enum mconn_state { MC_READING, MC_WRITING, MC_DRAINING };
+
+struct mconn {
+        TAILQ_ENTRY(mconn) link;
+        struct metrics_server *m;
+        int fd;
+        struct scheduled_io *io;
+        struct timer timer;
+        enum mconn_state state;
+        size_t in_len, out_off;
+        struct mbuf out;
+        char in[MHTTP_MAX_REQUEST];
+};
+
+struct metrics_server {
+        struct daemon *d;
+        struct cfg_addr addr;
+        int lfd;
+        struct scheduled_io *lio;
+        struct timer retry;
+        bool unix_path; /* we created a socket file */
+        TAILQ_HEAD(, mconn) conns;
+        unsigned n_conns;
+};
+
+static void mconn_close(struct mconn *c)
+{
+        struct metrics_server *m = c->m;
+
+        timer_cancel(m->d->drv, &c->timer);
+        if (c->io)
+                handle_deregister(driver_handle(m->d->drv), c->io);
+        close(c->fd);
+        mbuf_free(&c->out);
+        TAILQ_REMOVE(&m->conns, c, link);
+        m->n_conns--;
+        free(c);
+}
+
+static int mconn_respond(struct mconn *c, const struct mhttp_request *req)
+{
+        struct mbuf body = {0};
+        int r = 0;
+
+        if (req->status == 200)
+                r = metrics_format(c->m->d, &body);
+        else
+                mbuf_printf(&body, "%d %s\n", req->status, mhttp_reason(req->status));
+        if (r < 0 || body.failed) {
+                mbuf_free(&body);
+                return -ENOMEM;
+        }
+        mbuf_printf(&c->out,
+                    "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+                    "Connection: close\r\n\r\n",
+                    req->minor == 0 ? 0 : 1, req->status, mhttp_reason(req->status),
+                    req->status == 200 ? "text/plain; version=0.0.4; charset=utf-8"
+                                       : "text/plain; charset=utf-8",
+                    body.len, req->status == 405 ? "Allow: GET\r\n" : "");
+        if (body.len)
+                mbuf_printf(&c->out, "%.*s", (int)body.len, body.data);
+        mbuf_free(&body);
+        if (c->out.failed)
+                return -ENOMEM;
+        c->state = MC_WRITING;
+        return timer_arm(c->m->d->drv, &c->timer, driver_now_ms() + METRICS_WRITE_TIMEOUT_MS);
+}
+
+/* Read what is there; false if the connection was closed. */
+static bool mconn_read(struct mconn *c)
+{
+        struct mhttp_request req;
+        char sink[512];
+        ssize_t n;
+        int r;
+
+        for (;;) {
+                bool draining = c->state == MC_DRAINING;
+
+                n = draining ? recv(c->fd, sink, sizeof(sink), 0)
+                             : recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return true;
+                if (n <= 0) {
+                        mconn_close(c);
+                        return false;
+                }
+                if (draining)
+                        continue;
+                c->in_len += (size_t)n;
+                r = mhttp_parse(c->in, c->in_len, &req);
+                if (r == 0)
+                        continue;
+                if (r < 0 || mconn_respond(c, &req) < 0) {
+                        mconn_close(c); /* oversized request, or out of memory */
+                        return false;
+                }
+                return true;
+        }
+}
+
+/* Send what is left of the answer; false if the connection was closed. */
+static bool mconn_write(struct mconn *c)
+{
+        while (c->out_off < c->out.len) {
+                ssize_t n =
+                    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return true;
+                if (n < 0) {
+                        mconn_close(c);
+                        return false;
+                }
+                c->out_off += (size_t)n;
+        }
+        /* All out: let the client see EOF, and close once it has read it and closed. */
+        mbuf_free(&c->out);
+        c->out_off = 0;
+        shutdown(c->fd, SHUT_WR);
+        c->state = MC_DRAINING;
+        return true;
+}
+
+/* Edge-triggered: each wake-up reads and writes until EAGAIN, so no readiness is kept. */
+static void mconn_wake(void *arg, uint32_t ready)
+{
+        struct mconn *c = arg;
+
+        if (c->state != MC_WRITING && !mconn_read(c))
+                return;
+        if (c->state == MC_WRITING && !mconn_write(c))
+                return;
+        if (c->state == MC_DRAINING)
+                (void)mconn_read(c);
+}
+
+static void mconn_timeout(struct timer *t, void *arg)
+{
+        mconn_close(arg);
+}
+
+static void metrics_add_conn(struct metrics_server *m, int fd)
+{
+        struct waker wk = {.fn = mconn_wake};
+        struct mconn *c;
+        int r;
+
+        if (m->n_conns >= METRICS_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+                log_debug("metrics: %u connections open, closing a new one", m->n_conns);
+                close(fd);
+                return;
+        }
+        c->m = m;
+        c->fd = fd;
+        timer_init(&c->timer, mconn_timeout, c);
+        TAILQ_INSERT_TAIL(&m->conns, c, link);
+        m->n_conns++;
+        r = timer_arm(m->d->drv, &c->timer, driver_now_ms() + METRICS_REQUEST_TIMEOUT_MS);
+        wk.arg = c;
+        if (r == 0)
+                r = handle_register(driver_handle(m->d->drv), fd,
+                                    INTEREST_READABLE | INTEREST_WRITABLE, &wk, &c->io);
+        if (r < 0) {
+                log_warning_errno(r, "metrics: accepting");
+                mconn_close(c);
+        }
+        /* Registration reports data already there, so the waker runs if the request is in. */
+}
+
+static void metrics_accept(void *arg, uint32_t ready)
+{
+        struct metrics_server *m = arg;
+
+        for (unsigned i = 0; i < 64; i++) {
+                int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+                if (fd >= 0) {
+                        metrics_add_conn(m, fd);
+                        continue;
+                }
+                if (errno == EAGAIN)
+                        return;
+                if (errno == EINTR || errno == ECONNABORTED)
+                        continue;
+                break;
+        }
+        /* Out of fds, or a budget spent: edge-triggered, so look again a little later. */
+        (void)timer_arm(m->d->drv, &m->retry, driver_now_ms() + ACCEPT_RETRY_MS);
+}
+
+static void metrics_retry(struct timer *t, void *arg)
+{
+        metrics_accept(arg, 0);
+}
+
+static int set_opt(int fd, int level, int name, int value)
+{
+        return setsockopt(fd, level, name, &value, sizeof(value)) == -1 ? -errno : 0;
+}
+
+/* A unix path left by an earlier run is replaced only if it is a socket nobody accepts on. */
+static int remove_stale(const struct cfg_addr *a)
+{
+        const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
+        struct stat st;
+        int fd, r;
+
+        if (lstat(path, &st) == -1)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -EEXIST;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1)
+                return -errno;
+        r = connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
+        close(fd);
+        if (r != -ECONNREFUSED)
+                return -EADDRINUSE;
+        return unlink(path) == -1 && errno != ENOENT ? -errno : 0;
+}
+
+static int metrics_open(struct metrics_server *m)
+{
+        const struct cfg_addr *a = &m->addr;
+        int family = a->sa.ss_family, fd, r = 0;
+        mode_t old_umask;
+
+        if (a->kind == CFG_ADDR_UNIX && (r = remove_stale(a)) < 0)
+                return r;
+        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd == -1)
+                return -errno;
+        if (family != AF_UNIX)
+                r = set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+        if (r == 0 && family == AF_INET6)
+                r = set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, a->wildcard ? 0 : 1);
+        if (r == 0) {
+                old_umask = umask(0117); /* a unix socket file: 0660 from birth */
+                r = bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
+                umask(old_umask);
+                m->unix_path = r == 0 && a->kind == CFG_ADDR_UNIX;
+        }
+        if (r == 0 && listen(fd, METRICS_MAX_CONNS * 4) == -1)
+                r = -errno;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        m->lfd = fd;
+        return 0;
+}
+
+int metrics_server_start(struct daemon *d, const struct cfg *cfg)
+{
+        struct metrics_server *m;
+        struct waker wk = {.fn = metrics_accept};
+        int r;
+
+        if (!cfg->has_metrics)
+                return 0;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return log_error_errno(-ENOMEM, "metrics");
+        m->d = d;
+        m->addr = cfg->metrics_listen; /* a copy: the configuration may be reloaded */
+        m->lfd = -1;
+        TAILQ_INIT(&m->conns);
+        timer_init(&m->retry, metrics_retry, m);
+        d->metrics = m;
+        r = metrics_open(m);
+        if (r < 0) {
+                log_error_errno(r, "metrics: listen %s", m->addr.text);
+                metrics_server_stop(d);
+                return r;
+        }
+        wk.arg = m;
+        r = handle_register(driver_handle(d->drv), m->lfd, INTEREST_READABLE, &wk, &m->lio);
+        if (r < 0) {
+                log_error_errno(r, "metrics: registering %s", m->addr.text);
+                metrics_server_stop(d);
+                return r;
+        }
+        log_info("metrics: serving http://%s/metrics", m->addr.text);
+        return 0;
+}
+
+void metrics_server_stop(struct daemon *d)
+{
+        struct metrics_server *m = d->metrics;
+        struct mconn *c;
+
+        if (!m)
+                return;
+        while ((c = TAILQ_FIRST(&m->conns)))
+                mconn_close(c);
+        timer_cancel(d->drv, &m->retry);
+        if (m->lio)
+                handle_deregister(driver_handle(d->drv), m->lio);
+        if (m->lfd >= 0)
+                close(m->lfd);
+        if (m->unix_path)
+                unlink(((const struct sockaddr_un *)&m->addr.sa)->sun_path);
+        free(m);
+        d->metrics = NULL;
+}

@@ -1,0 +1,94 @@
+/* What systemd hears from the main loop: STATUS= every few seconds (connections, last reload),
+ * STOPPING=1 at drain, and WATCHDOG=1 at half of WATCHDOG_USEC, sent only when every worker
+ * has answered the previous ping, so a stuck worker loop, not just a stuck main loop, makes
+ * systemd restart the service. All of it is a no-op outside systemd. */
+#include <stdio.h>
+
+#include <evproxy/sd.h>
+
+#include "daemon.h"
+#include "gen.h"
+#include "log.h"
+#include "worker.h"
+
+#define STATUS_INTERVAL_MS 5000
+
+static void status_text(struct daemon *d, char *buf, size_t size)
+{
+        snprintf(buf, size, "%u active connections, %zu routes, %zu listeners%s%s",
+                 atomic_load(&d->active), d->gen->n_routes, d->gen->n_listeners,
+                 d->reload_status[0] ? "; " : "", d->reload_status);
+}
+
+static void status_tick(struct timer *t, void *arg)
+{
+        struct daemon *d = arg;
+        char buf[256];
+
+        status_text(d, buf, sizeof(buf));
+        evsd_notify_status(buf);
+        timer_arm(d->drv, t, driver_now_ms() + STATUS_INTERVAL_MS);
+}
+
+static void ping_task_fn(struct driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, ping_task);
+
+        atomic_fetch_add(&w->dmn->watchdog_acks, 1);
+}
+
+static void watchdog_tick(struct timer *t, void *arg)
+{
+        struct daemon *d = arg;
+        bool all_answered = atomic_load(&d->watchdog_acks) >= d->watchdog_seq * d->n_workers;
+
+        if (d->phase != DAEMON_RUNNING) {
+                evsd_notify_watchdog(); /* workers are leaving; the main loop still turns */
+        } else if (all_answered) {
+                evsd_notify_watchdog();
+                d->watchdog_seq++;
+                for (unsigned i = 0; i < d->n_workers; i++)
+                        handle_post(d->workers[i]->h, &d->workers[i]->ping_task);
+        } else {
+                log_warning("watchdog: a worker has not answered for %llu ms",
+                            (unsigned long long)(d->watchdog_usec / 1000));
+        }
+        timer_arm(d->drv, t, driver_now_ms() + d->watchdog_usec / 1000);
+}
+
+void daemon_status_start(struct daemon *d)
+{
+        char buf[256];
+
+        for (unsigned i = 0; i < d->n_workers; i++)
+                d->workers[i]->ping_task.fn = ping_task_fn;
+        status_text(d, buf, sizeof(buf));
+        evsd_notify_ready(buf);
+        timer_init(&d->status_timer, status_tick, d);
+        timer_arm(d->drv, &d->status_timer, driver_now_ms() + STATUS_INTERVAL_MS);
+        d->watchdog_usec = evsd_watchdog_interval_usec();
+        timer_init(&d->watchdog_timer, watchdog_tick, d);
+        if (d->watchdog_usec) {
+                if (d->watchdog_usec < 1000)
+                        d->watchdog_usec = 1000;
+                log_info("watchdog enabled: pinging every %llu ms",
+                         (unsigned long long)(d->watchdog_usec / 1000));
+                watchdog_tick(&d->watchdog_timer, d);
+        }
+}
+
+void daemon_status_stop(struct daemon *d)
+{
+        if (!d->drv)
+                return;
+        timer_cancel(d->drv, &d->status_timer);
+        timer_cancel(d->drv, &d->watchdog_timer);
+}
+
+void daemon_notify_stopping(struct daemon *d)
+{
+        char buf[256];
+
+        snprintf(buf, sizeof(buf), "draining %u connections", atomic_load(&d->active));
+        evsd_notify_stopping(buf);
+}
