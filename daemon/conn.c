@@ -103,8 +103,10 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
         const struct cfg_addr *a;
 
         /* Not connected (yet, or ever): no upstream carried this connection's bytes. */
-        if (c->pick.current < 0 || c->state != CONN_FORWARDING)
-                return strcpy(buf, "-");
+        if (c->pick.current < 0 || c->state != CONN_FORWARDING) {
+                snprintf(buf, size, "-");
+                return buf;
+        }
         a = &conn_route(c)->upstreams[c->pick.current];
         return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
 }
@@ -180,8 +182,9 @@ void conn_close_all(struct worker *w, enum conn_end end)
 {
         struct conn *c;
 
+        /* conn_close unlinks c before freeing it; the analyzer does not follow TAILQ_REMOVE. */
         while ((c = TAILQ_FIRST(&w->conns)))
-                conn_close(c, end, false, false);
+                conn_close(c, end, false, false); // NOLINT(clang-analyzer-unix.Malloc)
 }
 
 static void conn_wake(void *arg, uint32_t ready)
