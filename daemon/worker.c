@@ -153,6 +153,10 @@ static void wl_run(struct runnable *r)
                              SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd >= 0) {
                         worker_accept(wl->w, wl->l, fd, (struct sockaddr *)&ss, len);
+                        /* Out of fds for the upstream side: leave the rest in the backlog
+                         * (readiness is kept; the resume timer picks it up). */
+                        if (wl->w->accept_paused)
+                                return;
                         continue;
                 }
                 switch (errno) {

@@ -18,7 +18,7 @@ byte either side got is a prefix of what the other sent, end=reset. tcp4->tcp4 a
 unix->abstract, splice and copy.
 client_reset_midstream: the same with the client closing with RST: the upstream sees a reset.
 connect_timeout_all: the only upstream is a black hole (connect hangs), connect_timeout = 1:
-three clients are closed without a byte between 0.8 and 5 s after connecting, end=connect_failed,
+three clients are closed without a byte between 0.95 and 5 s after connecting, end=connect_failed,
 upstream=-; the bystanders work while they wait.
 upstream_stops_reading: the upstream reads 1 MiB, then nothing; the client keeps sending (200 MiB
 offered). The client stalls well short of it (< 48 MiB), daemon VmRSS (sampled every 50 ms)
@@ -36,10 +36,13 @@ The daemon does not crash, logs that accepting paused, does not spin (its utime+
 less than 0.5 s over 2 s while saturated), every storm client is served, closed or left waiting
 (never blamed on the upstream: no end=connect_failed), the bystanders keep working; after the
 storm clients leave, new connections work again and the daemon's sockets return to idle.
-sighup_storm: 20 connections stream 2 MiB each (paced) through an echo; 20 SIGHUPs 10 ms apart
-alternate two valid configurations. All 20 echoes are intact, at least one reload is logged and
-none failed (signals coalesce: fewer than 20 reloads is expected), a later SIGHUP still reloads.
-sigterm_under_load: 20 such streams (4 MiB each) are in flight when SIGTERM comes: all complete
+Once an upstream socket() fails with EMFILE the worker stops its accept batch at once, so some
+storm clients are left waiting in the backlog (checked) rather than all accepted and closed.
+sighup_storm: 20 connections stream 4 MiB each (paced: >= 3.2 s) through an echo; 20 SIGHUPs
+10 ms apart alternate two valid configurations. All 20 echoes are intact, at least one reload is
+logged and none failed (SIGHUPs that arrive during a reload coalesce: fewer than 20 reloads is
+allowed; here each took < 10 ms and all 20 were logged), a later SIGHUP still reloads.
+sigterm_under_load: 20 such streams are in flight when SIGTERM comes: all complete
 intact, the bystanders still work during the drain, a new connection is not served, the daemon
 exits 0 within drain_timeout, no connection is logged end=shutdown.
 unix_listener_unlinked: a route's unix socket file is deleted underneath. The daemon keeps
@@ -344,9 +347,9 @@ def connect_timeout_all(ctx):
     d, by = start(ctx, routes)
 
     def client(i):
+        t0 = time.monotonic()  # before connect: the daemon's timer cannot start earlier
         c = ev.connect(listen)
         try:
-            t0 = time.monotonic()
             how, got = ev.wait_closed(c, 8)
             return how, got, time.monotonic() - t0
         finally:
@@ -358,7 +361,7 @@ def connect_timeout_all(ctx):
         how, got, dt = t.join(15)
         print("  closed (%s) %.2fs after connecting, %d bytes" % (how, dt, got))
         check(got == 0, "a client of the black-hole route got %d bytes" % got)
-        check(0.8 <= dt <= 5.0, "closed %.2fs after connecting, want ~1 s (connect_timeout)"
+        check(0.95 <= dt <= 5.0, "closed %.2fs after connecting, want ~1 s (connect_timeout)"
               % dt)
     acc = d.wait_access(3, route="hole")
     for a in acc:
@@ -690,6 +693,9 @@ def emfile_storm(ctx):
           % (busy, wall))
     check(served + closed + waiting == n_storm and served > 0, "census %d/%d/%d"
           % (served, closed, waiting))
+    # Once out of fds the daemon pauses accepting: clients beyond that wait in the backlog
+    # instead of being accepted and closed one after another.
+    check(waiting > 0, "no storm client left waiting: the accept loop went on while paused")
     check(waiting + closed > 0, "all %d storm clients served under a %d-fd limit?"
           % (n_storm, NOFILE))
     by.roundtrip("saturated, again")
@@ -792,7 +798,7 @@ def sighup_storm(ctx):
     d, by = start(ctx, base)
     text_a = ev.make_config(base + [by.conf])
     text_b = ev.make_config(alt + [by.conf])
-    streams, progress, tasks = start_streams(listen, 32 * PACE_CHUNK, 3000)
+    streams, progress, tasks = start_streams(listen, 64 * PACE_CHUNK, 3000)
     at_fault = [p[0] for p in progress]
     first = len(d.lines)
     for i in range(20):

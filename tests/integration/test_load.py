@@ -7,7 +7,7 @@ connection, ~18,000) and the client `evload` (9,000 fds). A warm-up of 200 conne
 daemon's pools; then the daemon's idle fds (/proc/PID/fd, by kind) and VmRSS are recorded.
 
 held_9000: two rounds of evload -n 9000: each connection sends 4 KiB of seeded data and checks
-the echo, all 9,000 are held for 3 s, then each passes 64 more bytes, half-closes and waits for
+the echo, all 9,000 are held for 5 s, then each passes 64 more bytes, half-closes and waits for
 the echo's EOF. Checked: all 9,000 verified in each round; while they are held the daemon has
 exactly idle + 18,000 sockets (two per connection: an idle connection holds no pipe) and at most
 the pooled pipes; 9,000 access lines per round with bytes_in = bytes_out = 4160 and a normal end;
@@ -42,7 +42,7 @@ from evtest import check  # noqa: E402
 N = 9000
 BYTES = 4096
 ROUND2 = 64  # evload's second exchange per connection
-HOLD = 3
+HOLD = 5
 NOFILE = 20000
 WORKERS = 2
 PIPE_FDS_KEPT = WORKERS * 64 * 2  # PIPES_KEPT pairs per worker (daemon/worker.c), 2 fds each
