@@ -731,6 +731,12 @@ static int run_echo(const char *text, struct sockaddr_storage *sa, socklen_t len
         fflush(stdout);
         if (sa->ss_family == AF_UNIX && ((struct sockaddr_un *)sa)->sun_path[0])
                 unlink(((struct sockaddr_un *)sa)->sun_path);
+        for (size_t fd = 0; fd < e.n_c; fd++)
+                if (e.c[fd].open)
+                        echo_close(&e, (int)fd);
+        free(e.c);
+        close(e.lfd);
+        close(e.ep);
         return 0;
 }
 
@@ -800,6 +806,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 int main(int argc, char **argv)
 {
         struct client cl = {0};
+        int r;
 
         if (parse_args(argc, argv, &cl.o) < 0) {
                 usage(stderr);
@@ -813,5 +820,9 @@ int main(int argc, char **argv)
         raise_nofile();
         if (cl.o.echo)
                 return run_echo(cl.o.addr, &cl.sa, cl.sa_len);
-        return run_client(&cl);
+        r = run_client(&cl);
+        free(cl.c); /* the connections' fds are closed by then, or go with the process */
+        if (cl.ep >= 0)
+                close(cl.ep);
+        return r;
 }
