@@ -133,6 +133,9 @@ static void warn_restart_only(const struct cfg *old, const struct cfg *new)
                 log_warning("reload: \"user\" changes take effect at the next restart");
         if (old->buffer_size != new->buffer_size)
                 log_warning("reload: \"buffer_size\" changes take effect at the next restart");
+        if (old->has_metrics != new->has_metrics ||
+            (old->has_metrics && !cfg_addr_equal(&old->metrics_listen, &new->metrics_listen)))
+                log_warning("reload: \"metrics\" changes take effect at the next restart");
 }
 
 static size_t count_reused(const struct gen *g, const struct gen *prev)

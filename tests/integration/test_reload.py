@@ -10,6 +10,8 @@ broken_file_changes_nothing: a reload with a syntax error and one with a bad val
 file:line and keep everything as it was: same listeners, same upstream, daemon still up.
 route_removed_finishes_open: a route removed on reload stops accepting (its listener closes)
 while its open connection keeps working and is logged when it ends; an added route works.
+restart_only_settings_warned: a reload that changes workers, buffer_size and the metrics address
+succeeds for everything else and warns that those three wait for a restart.
 limit_exact_across_reload: with max_connections = 2 on a route, two held connections, a reload,
 and the limit still counts them (a third is refused), then frees on close.
 """
@@ -226,6 +228,25 @@ def limit_exact_across_reload(ctx):
     ev.echo_roundtrip(again, b"freed")
     again.close()
     held[1].close()
+    d.stop()
+
+
+@ev.test
+def restart_only_settings_warned(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    listen, added = ctx.addr("tcp4"), ctx.addr("tcp4")
+    routes = [{"name": "r", "listen": [listen], "upstreams": [echo.addr]}]
+    d = ctx.daemon(config(routes, workers=2, buffer_size=65536)).start()
+    routes[0]["listen"] = [listen, added]
+    d.rewrite(config(routes, workers=3, buffer_size=131072,
+                     metrics={"listen": ctx.addr("tcp4").conf}))
+    check("reloaded" in reload_and_wait(d), "reload failed")
+    for what in ("workers", "buffer_size", "metrics"):
+        check(d.count_lines(r'<4>reload: "%s" changes take effect at the next restart' % what)
+              == 1, "no warning that %s waits for a restart" % what)
+    c = ev.connect(added)  # the rest of the file did apply
+    ev.echo_roundtrip(c, b"new listener")
+    c.close()
     d.stop()
 
 
