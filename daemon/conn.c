@@ -554,7 +554,10 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->first_eof = NO_EOF;
         c->client_len = len < sizeof(c->client) ? len : sizeof(c->client);
         memcpy(&c->client, sa, c->client_len);
-        c->up.copy = c->down.copy = l->gen->cfg->forwarding == CFG_FORWARD_COPY;
+        /* Every direction starts copying; in splice mode it moves to splice once it carries
+         * a bulk flow (pump.c). */
+        c->up.copy = c->down.copy = true;
+        c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
         if (sa->sa_family != AF_UNIX)
                 (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TAILQ_INSERT_TAIL(&w->conns, c, link);

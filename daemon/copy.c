@@ -61,6 +61,13 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
                         put_buf(p, pool);
                         return PUMP_DONE;
                 }
+                if (p->auto_splice && p->full_read) {
+                        /* A bulk flow, and the buffer is empty: splice from the next run on. */
+                        p->auto_splice = false;
+                        p->copy = false;
+                        put_buf(p, pool);
+                        return PUMP_AGAIN;
+                }
                 if (!pump_ready(x->src_io, DIRECTION_READ, &ev)) {
                         put_buf(p, pool);
                         return PUMP_WAIT;
@@ -77,6 +84,12 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
                         p->pending = (uint32_t)n;
                         p->off = 0;
                         x->moved = true;
+                        p->full_read = (size_t)n == pool->size;
+                        /* A short read emptied the socket: clear now rather than pay for a
+                         * recv that says EAGAIN. Data arriving meanwhile moves the tick, so
+                         * the clear is refused and nothing is lost. */
+                        if (!p->full_read)
+                                sio_clear_readiness(x->src_io, ev);
                 } else if (n == 0) {
                         p->eof = true;
                         x->moved = true;

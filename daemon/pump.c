@@ -25,6 +25,7 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
                         goto out;
                 log_debug("splice unavailable for fd %d -> fd %d, copying instead", x->src, x->dst);
                 p->copy = true;
+                p->auto_splice = false;
         }
         st = pump_copy(p, x, bufs);
 out:

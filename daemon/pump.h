@@ -3,7 +3,9 @@
  * data is in flight. A pump's life:
  *   FLOWING --src EOF read, everything written--> shutdown(dst, SHUT_WR) --> DONE
  *   FLOWING --read error--> ERR_SRC   --write error--> ERR_DST
- * splice.c moves bytes through a pipe (zero copy); copy.c through a buffer (the fallback). */
+ * splice.c moves bytes through a pipe (zero copy); copy.c through a buffer (the fallback, and
+ * the start of every direction in splice mode: small messages cost fewer syscalls copied, so a
+ * direction switches to splice only once one read fills its buffer, like HAProxy's splice-auto). */
 #ifndef EVPROXYD_PUMP_H
 #define EVPROXYD_PUMP_H
 
@@ -25,6 +27,8 @@ struct pump {
         bool eof;               /* src said EOF */
         bool done;              /* EOF passed on: dst shut down for writing */
         bool copy;              /* use the buffer path */
+        bool auto_splice;       /* copying for now; splice once a read fills the buffer */
+        bool full_read;         /* the last read filled the whole buffer */
         uint64_t bytes;         /* bytes written to dst */
 };
 

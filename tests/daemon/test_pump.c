@@ -77,7 +77,7 @@ static enum pump_status step(struct rig *r)
         return pump_run(&r->p, &r->x, &r->pipes, &r->bufs);
 }
 
-static void forward_all(bool copy)
+static void forward_all_from(bool copy, bool auto_splice)
 {
         const size_t total = 4u << 20;
         static uint8_t in[4096], out[4096];
@@ -87,6 +87,7 @@ static void forward_all(bool copy)
         struct rig r;
 
         rig_init(&r, copy);
+        r.p.auto_splice = auto_splice;
         for (int round = 0; round < 100000 && !eof; round++) {
                 while (sent < total) {
                         size_t n = total - sent < sizeof(in) ? total - sent : sizeof(in);
@@ -126,6 +127,38 @@ static void forward_all(bool copy)
         /* Nothing is held once the direction is done. */
         assert_null(r.p.pipe);
         assert_null(r.p.buf);
+        if (auto_splice) /* 4 MiB is a bulk flow: it went over to splice */
+                assert_false(r.p.copy);
+        rig_free(&r);
+}
+
+static void forward_all(bool copy)
+{
+        forward_all_from(copy, false);
+}
+
+static void test_auto_splice_switches_on_bulk(void **state)
+{
+        forward_all_from(true, true);
+}
+
+static void test_auto_splice_keeps_small_messages_copied(void **state)
+{
+        static const char msg[] = "small request";
+        char out[64];
+        struct rig r;
+
+        rig_init(&r, true);
+        r.p.auto_splice = true;
+        for (int i = 0; i < 10; i++) {
+                assert_int_equal(write(r.sv_src[0], msg, sizeof(msg)), sizeof(msg));
+                step(&r);
+                assert_int_equal(read(r.sv_dst[1], out, sizeof(out)), sizeof(msg));
+                assert_memory_equal(out, msg, sizeof(msg));
+        }
+        assert_true(r.p.copy);
+        assert_true(r.p.auto_splice);
+        assert_int_equal(r.p.bytes, 10 * sizeof(msg));
         rig_free(&r);
 }
 
@@ -209,6 +242,8 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_splice_forwards_and_half_closes),
+            cmocka_unit_test(test_auto_splice_switches_on_bulk),
+            cmocka_unit_test(test_auto_splice_keeps_small_messages_copied),
             cmocka_unit_test(test_copy_forwards_and_half_closes),
             cmocka_unit_test(test_splice_backpressure),
             cmocka_unit_test(test_copy_backpressure),
