@@ -19,7 +19,7 @@
 #define ACCEPT_PAUSE_MS 100
 #define PIPES_KEPT      64
 #define BUFS_KEPT       16
-#define PIPE_MIN_SIZE   (256 * 1024)
+#define PIPE_MIN_SIZE   ((size_t)256 * 1024)
 
 struct wlistener {
         struct runnable run;
