@@ -123,7 +123,7 @@ static void close_side(struct worker *w, struct scheduled_io **io, int *fd, bool
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
         if (*io) {
-                handle_deregister(w->h, *io);
+                handle_deregister_before_close(w->h, *io); /* our own fd, closed just below */
                 *io = NULL;
         }
         if (*fd >= 0) {
@@ -303,7 +303,10 @@ static void conn_run_connecting(struct conn *c)
         } else {
                 if (!pump_ready(c->uio, DIRECTION_WRITE, &ev))
                         return;
-                r = upstream_connect_result(c->ufd);
+                /* Writable with no error or hang-up: the connect went through, and
+                 * SO_ERROR need not be asked. */
+                r = ev.ready & (READY_ERROR | READY_WRITE_CLOSED) ? upstream_connect_result(c->ufd)
+                                                                  : 0;
                 if (r == 0) {
                         conn_connected(c);
                         return;

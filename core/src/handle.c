@@ -64,6 +64,14 @@ int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t intere
         return 0;
 }
 
+void handle_deregister_before_close(struct handle *h, struct scheduled_io *io)
+{
+        sio_release(io);
+        metrics_inc_deregistered(&h->metrics);
+        if (regset_deregister(&h->regset, io, h->release_batch))
+                handle_unpark(h);
+}
+
 int handle_deregister(struct handle *h, struct scheduled_io *io)
 {
         int r = 0;
@@ -72,10 +80,7 @@ int handle_deregister(struct handle *h, struct scheduled_io *io)
                 r = -errno;
         /* Whatever epoll said, the record leaves the set: an fd closed before deregistration has
          * already left epoll, and keeping its record would leak it (tokio #7563, #6329). */
-        sio_release(io);
-        metrics_inc_deregistered(&h->metrics);
-        if (regset_deregister(&h->regset, io, h->release_batch))
-                handle_unpark(h);
+        handle_deregister_before_close(h, io);
         return r;
 }
 

@@ -354,6 +354,45 @@ static void test_metrics_exact(void **state)
         driver_free(d);
 }
 
+/* Deregistering without epoll_ctl, then closing: the fd number comes back from the next
+ * socketpair and registers again (epoll would say EEXIST had the old entry survived), and only
+ * the new record hears about new data. */
+static void test_deregister_before_close(void **state)
+{
+        struct driver *d = new_driver(0);
+        struct handle *h = driver_handle(d);
+        struct scheduled_io *old_io, *new_io;
+        struct seen old_seen = {0}, new_seen = {0};
+        struct waker old_w = {on_ready, &old_seen}, new_w = {on_ready, &new_seen};
+        struct driver_metrics m;
+        int sv[2], sv2[2];
+
+        make_pair(sv);
+        assert_int_equal(handle_register(h, sv[0], INTEREST_READABLE, &old_w, &old_io), 0);
+        assert_int_equal(write(sv[1], "a", 1), 1);
+        handle_deregister_before_close(h, old_io);
+        int old_fd = sv[0];
+        close(sv[0]);
+        close(sv[1]);
+        driver_turn(d, 0); /* the event of the closed fd, if any, reaches no waker */
+        assert_int_equal(old_seen.calls, 0);
+        make_pair(sv2);
+        assert_int_equal(sv2[0], old_fd);
+        assert_int_equal(handle_register(h, sv2[0], INTEREST_READABLE, &new_w, &new_io), 0);
+        assert_int_equal(write(sv2[1], "b", 1), 1);
+        assert_int_equal(driver_turn(d, 1000), 1);
+        assert_int_equal(new_seen.calls, 1);
+        assert_int_equal(old_seen.calls, 0);
+        handle_metrics(h, &m);
+        assert_int_equal(m.registered_count, 2);
+        assert_int_equal(m.deregistered_count, 1);
+        assert_int_equal(regset_pending(&h->regset), 0);
+        handle_deregister(h, new_io);
+        close(sv2[0]);
+        close(sv2[1]);
+        driver_free(d);
+}
+
 static void test_reregister_changes_interest(void **state)
 {
         struct driver *d = new_driver(0);
@@ -387,6 +426,7 @@ int main(void)
             cmocka_unit_test(test_many_pending_releases_wake_driver),
             cmocka_unit_test(test_metrics_exact),
             cmocka_unit_test(test_reregister_changes_interest),
+            cmocka_unit_test(test_deregister_before_close),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,11 @@ int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t intere
  * whose error is returned. */
 int handle_deregister(struct handle *h, struct scheduled_io *io);
 
+/* Deregister, for a caller that closes io's fd right afterwards and never duplicated it: the
+ * close takes the fd out of the epoll set, so the epoll_ctl(DEL) system call is skipped. The
+ * record's bookkeeping is that of handle_deregister(). */
+void handle_deregister_before_close(struct handle *h, struct scheduled_io *io);
+
 /* Wake a driver blocked in driver_turn(). */
 int handle_unpark(struct handle *h);
 /* Run task->fn on the driver's thread during its next turn; wakes the driver. */
