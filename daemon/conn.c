@@ -305,8 +305,9 @@ static void conn_run_connecting(struct conn *c)
                         return;
                 /* Writable with no error or hang-up: the connect went through, and
                  * SO_ERROR need not be asked. */
-                r = ev.ready & (READY_ERROR | READY_WRITE_CLOSED) ? upstream_connect_result(c->ufd)
-                                                                  : 0;
+                r = 0;
+                if (ev.ready & (READY_ERROR | READY_WRITE_CLOSED))
+                        r = upstream_connect_result(c->ufd);
                 if (r == 0) {
                         conn_connected(c);
                         return;
