@@ -81,6 +81,7 @@ void pipe_pool_put(struct pipe_pool *p, struct pipe_pair *pp)
 
 void buf_pool_init(struct buf_pool *p, size_t size, unsigned max_free)
 {
+        p->scratch = NULL;
         p->free = NULL;
         p->n_free = 0;
         p->max_free = max_free;
@@ -96,6 +97,8 @@ void buf_pool_destroy(struct buf_pool *p)
                 free(b);
         }
         p->n_free = 0;
+        free(p->scratch);
+        p->scratch = NULL;
 }
 
 struct buf *buf_pool_get(struct buf_pool *p)
@@ -121,4 +124,11 @@ void buf_pool_put(struct buf_pool *p, struct buf *b)
         b->next = p->free;
         p->free = b;
         p->n_free++;
+}
+
+unsigned char *buf_pool_scratch(struct buf_pool *p)
+{
+        if (!p->scratch)
+                p->scratch = malloc(sizeof(*p->scratch) + p->size);
+        return p->scratch ? p->scratch->data : NULL;
 }

@@ -27,6 +27,7 @@ struct buf_pool {
         struct buf *free;
         unsigned n_free, max_free;
         size_t size;
+        struct buf *scratch; /* the worker's one read buffer for data that goes straight on */
 };
 
 void pipe_pool_init(struct pipe_pool *p, size_t size, unsigned max_free);
@@ -41,6 +42,9 @@ void pipe_pool_discard(struct pipe_pair *pp);
 void buf_pool_init(struct buf_pool *p, size_t size, unsigned max_free);
 void buf_pool_destroy(struct buf_pool *p);
 struct buf *buf_pool_get(struct buf_pool *p);
+/* The pool's scratch buffer (size bytes), for a read whose data is sent on at once; NULL if
+ * it cannot be allocated. Never held across runs. */
+unsigned char *buf_pool_scratch(struct buf_pool *p);
 void buf_pool_put(struct buf_pool *p, struct buf *b);
 
 #endif
