@@ -155,15 +155,6 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
 {
         struct worker *w = c->w;
 
-        if (c->l->gen->cfg->access_log) {
-                char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
-
-                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
-                                 sizeof(client));
-                log_access(conn_route(c)->name, client,
-                           conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
-                           c->down.bytes, driver_now_ms() - c->start_ms, conn_end_name(end));
-        }
         timer_cancel(w->drv, &c->timer);
         worker_unschedule(w, &c->run);
         close_side(w, &c->cio, &c->cfd, reset_client);
@@ -175,6 +166,17 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         TAILQ_REMOVE(&w->conns, c, link);
         w->n_conns--;
         conn_limits_release(w, c->l);
+        /* Logged once the connection is fully gone (sockets closed, limits released), so a
+         * reader of the log may count on the slot being free. */
+        if (c->l->gen->cfg->access_log) {
+                char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
+
+                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                                 sizeof(client));
+                log_access(conn_route(c)->name, client,
+                           conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
+                           c->down.bytes, driver_now_ms() - c->start_ms, conn_end_name(end));
+        }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         free(c);
 }
