@@ -60,7 +60,7 @@ int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t intere
                 return -ESHUTDOWN;
         if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
                 return -errno;
-        io->interest = interest;
+        io->interest = (uint16_t)interest;
         return 0;
 }
 

@@ -17,17 +17,20 @@
 #define SIO_TICK_SHIFT 7
 #define SIO_TICK_MAX   ((UINT64_C(1) << (64 - SIO_TICK_SHIFT)) - 1)
 
-/* What an event touches (state, wakers) comes first, in one 64-byte line; records are
- * allocated 64-byte aligned. */
+/* One record is exactly one 64-byte cache line, allocated 64-byte aligned: what an event touches
+ * (state, wakers, the lock) and the list links never share a line with another record. The lock
+ * is a one-byte spinlock, not a pthread mutex (40 bytes): it is held only to copy or store a
+ * waker, never across a call, so it is uncontended in practice and spinning is the cheap case. */
 struct scheduled_io {
         _Atomic uint64_t state;
-        int fd;
-        uint32_t interest;
         struct waker wakers[2];
+        int fd;
+        uint16_t interest;
         bool released;                    /* deregistered: wakers dropped, freed at next turn */
-        pthread_mutex_t lock;             /* guards wakers and released */
+        _Atomic uint8_t lock;             /* guards wakers and released */
         struct scheduled_io *prev, *next; /* registered list, or pending list (next only) */
 };
+_Static_assert(sizeof(struct scheduled_io) == 64, "a record is one cache line");
 
 /* scheduled_io.c */
 void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct waker *w);

@@ -45,7 +45,7 @@ static void unlink_registered(struct registration_set *s, struct scheduled_io *i
 int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const struct waker *w,
                     struct scheduled_io **out)
 {
-        struct scheduled_io *io = aligned_alloc(64, (sizeof(*io) + 63) & ~(size_t)63);
+        struct scheduled_io *io = aligned_alloc(64, sizeof(*io));
 
         if (!io)
                 return -ENOMEM;
