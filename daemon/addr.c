@@ -2,11 +2,47 @@
  * bytes that are not printable ASCII (including NUL) are shown as '?' so a line stays a line. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
 #include "addr.h"
+
+static bool slot_on_heap(const struct addr_slot *s)
+{
+        return s->len > sizeof(s->u);
+}
+
+void addr_slot_clear(struct addr_slot *s)
+{
+        if (slot_on_heap(s))
+                free(s->u.heap);
+        memset(s, 0, sizeof(*s));
+}
+
+int addr_slot_set(struct addr_slot *s, const struct sockaddr *sa, socklen_t len)
+{
+        addr_slot_clear(s);
+        if (len > sizeof(struct sockaddr_storage))
+                len = sizeof(struct sockaddr_storage);
+        if (len > sizeof(s->u)) {
+                s->u.heap = malloc(len);
+                if (!s->u.heap)
+                        return -ENOMEM;
+                memcpy(s->u.heap, sa, len);
+        } else if (len > 0) {
+                memcpy(&s->u, sa, len);
+        }
+        s->len = len;
+        return 0;
+}
+
+const struct sockaddr *addr_slot_get(const struct addr_slot *s)
+{
+        return slot_on_heap(s) ? s->u.heap : &s->u.sa;
+}
 
 bool addr_is_unnamed(const struct sockaddr *sa, socklen_t len)
 {

@@ -10,7 +10,6 @@
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,9 +52,8 @@ struct conn {
         bool timer_fired;
         bool pp_pending; /* our PROXY header is not all sent yet */
         uint8_t pp_sent; /* bytes of it sent */
-        socklen_t client_len, local_len;
-        struct sockaddr_storage client;   /* as the PROXY header said, if there was one */
-        struct sockaddr_storage local;    /* what the client connected to (idem); 0 len = unknown */
+        struct addr_slot client;          /* as the PROXY header said, if there was one */
+        struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
 };
 
@@ -171,13 +169,15 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         if (c->l->gen->cfg->access_log) {
                 char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
 
-                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
                 log_access(conn_route(c)->name, client,
                            conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
                            c->down.bytes, driver_now_ms() - c->start_ms, conn_end_name(end));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
+        addr_slot_clear(&c->client);
+        addr_slot_clear(&c->local);
         free(c);
 }
 
@@ -286,7 +286,7 @@ static void conn_connect_next(struct conn *c, int r)
                 }
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
-        conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                          sizeof(client));
         log_warning_errno(r, "route %s: client %s: no upstream reachable (%zu tried, last %s)",
                           rt->cfg->name, client, rt->cfg->n_upstreams,
@@ -367,21 +367,27 @@ static bool conn_idle_expired(struct conn *c)
 static bool conn_proxy_sent(struct conn *c)
 {
         const struct cfg_route *rc = conn_route(c);
-        struct sockaddr_storage src = c->client;
+        struct sockaddr_storage src = {0}, dst = {0};
+        socklen_t len;
         int r;
 
         if (!c->pp_pending)
                 return true;
-        if (c->local_len == 0) {
-                c->local_len = sizeof(c->local);
-                if (getsockname(c->cfd, (struct sockaddr *)&c->local, &c->local_len) == -1)
-                        c->local_len = 0; /* family 0: the header says UNKNOWN / LOCAL */
-                else
-                        c->local_len = proxy_unmap_v4(&c->local, c->local_len);
+        if (c->local.len == 0) {
+                len = sizeof(dst);
+                /* On failure the header says UNKNOWN / LOCAL (family 0). */
+                if (getsockname(c->cfd, (struct sockaddr *)&dst, &len) == 0 &&
+                    addr_slot_set(&c->local, (const struct sockaddr *)&dst, len) < 0) {
+                        conn_close(c, END_ERROR, false, false);
+                        return false;
+                }
         }
-        proxy_unmap_v4(&src, c->client_len);
+        memcpy(&dst, addr_slot_get(&c->local), c->local.len);
+        proxy_unmap_v4(&dst, c->local.len);
+        memcpy(&src, addr_slot_get(&c->client), c->client.len);
+        proxy_unmap_v4(&src, c->client.len);
         r = proxy_send_header(c->ufd, c->uio, rc->proxy_protocol, (const struct sockaddr *)&src,
-                              (const struct sockaddr *)&c->local, &c->pp_sent);
+                              (const struct sockaddr *)&dst, &c->pp_sent);
         if (r == 0)
                 return false;
         if (r < 0) {
@@ -402,9 +408,11 @@ static void conn_run_forwarding(struct conn *c)
 
         if (!conn_proxy_sent(c))
                 return;
+        up.last = c->down.done;
         su = pump_run(&c->up, &up, &w->pipes, &w->bufs);
         if (conn_pump_failed(c, su, &up, true))
                 return;
+        down.last = c->up.done;
         sd = pump_run(&c->down, &down, &w->pipes, &w->bufs);
         if (conn_pump_failed(c, sd, &down, false))
                 return;
@@ -450,7 +458,7 @@ static void conn_header_failed(struct conn *c, int r)
                 atomic_fetch_add_explicit(&st->bad_proxy_header, 1, memory_order_relaxed);
         }
         if (log_enabled(LOG_DEBUG)) {
-                conn_client_text(c->l, (const struct sockaddr *)&c->client, c->client_len, client,
+                conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
                 log_debug_errno(r, "route %s: client %s: PROXY header", conn_route(c)->name,
                                 client);
@@ -473,13 +481,12 @@ static void conn_run_proxy_header(struct conn *c)
                 conn_header_failed(c, r);
                 return;
         }
-        if (!h.local) {
-                memcpy(&c->client, &h.src, h.src_len);
-                c->client_len = h.src_len;
-                memcpy(&c->local, &h.dst, h.dst_len);
-                c->local_len = h.dst_len;
+        if (!h.local && (addr_slot_set(&c->client, (const struct sockaddr *)&h.src, h.src_len) < 0 ||
+                         addr_slot_set(&c->local, (const struct sockaddr *)&h.dst, h.dst_len) < 0)) {
+                conn_close(c, END_ERROR, false, false);
+                return;
         }
-        if (!acl_allows(rt->cfg, (const struct sockaddr *)&c->client)) {
+        if (!acl_allows(rt->cfg, addr_slot_get(&c->client))) {
                 atomic_fetch_add_explicit(&rt->st->refused_acl, 1, memory_order_relaxed);
                 conn_close(c, END_DENIED, false, false);
                 return;
@@ -542,7 +549,6 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
                socklen_t len)
 {
         struct conn *c = calloc(1, sizeof(*c));
-        int one = 1;
 
         if (!c) {
                 close(fd);
@@ -558,14 +564,14 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         timer_init(&c->timer, conn_timer_fn, c);
         c->start_ms = c->last_ms = w->now_ms;
         c->first_eof = NO_EOF;
-        c->client_len = len < sizeof(c->client) ? len : sizeof(c->client);
-        memcpy(&c->client, sa, c->client_len);
+        if (addr_slot_set(&c->client, sa, len) < 0)
+                log_warning("route %s: no memory to keep a client address: logged as unknown",
+                            l->route->cfg->name);
         /* Every direction starts copying; in splice mode it moves to splice once it carries
          * a bulk flow (pump.c). */
         c->up.copy = c->down.copy = true;
         c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
-        if (sa->sa_family != AF_UNIX)
-                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* TCP_NODELAY: inherited from the listener (listener.c). */
         TAILQ_INSERT_TAIL(&w->conns, c, link);
         w->n_conns++;
         c->pick.current = -1;

@@ -4,6 +4,9 @@
 dual_stack: a `*:PORT` listener accepts over both 127.0.0.1 and ::1.
 unix_lifecycle: a stale socket file left at a unix listener path (from a dead process) is
 replaced; the path gets the route's unix_mode (0600 here); it is removed when the daemon exits.
+named_unix_clients: a unix client that bound a name is logged under that name, whether it is
+short enough to be kept in the connection itself (a short abstract name) or not (a long path,
+kept in a heap copy); an unnamed one is logged as the listener it came in on.
 """
 
 import os
@@ -56,6 +59,33 @@ def unix_lifecycle(ctx):
     d.wait_access(1, route="u")
     d.stop()
     check(not os.path.exists(listen.value), "unix listener path left behind at exit")
+
+
+@ev.test
+def named_unix_clients(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    listen = ctx.addr("unix")
+    d = ctx.daemon(ev.make_config([{"name": "named", "listen": [listen],
+                                    "upstreams": [echo.addr]}])).start()
+    long_path = os.path.join(ctx.tmpdir, "client-with-a-name-longer-than-an-inet6-address.sock")
+    short_abstract = "\0evc%d" % os.getpid()
+    names = {long_path: "unix:" + long_path, short_abstract: "unix:@" + short_abstract[1:],
+             None: listen.conf}
+    for i, (bind_to, _) in enumerate(names.items()):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(ev.IO_TIMEOUT)
+        try:
+            if bind_to is not None:
+                c.bind(bind_to)
+            c.connect(listen.sockaddr)
+            ev.echo_roundtrip(c, b"named %d" % i)
+        finally:
+            c.close()
+        d.wait_access(i + 1, route="named")
+    clients = [a["client"] for a in d.access(route="named")]
+    print("  logged clients: %s" % clients)
+    check(clients == list(names.values()), "clients %s, want %s" % (clients, list(names.values())))
+    d.stop()
 
 
 if __name__ == "__main__":
