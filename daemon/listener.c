@@ -4,6 +4,7 @@
  * never more open than unix_mode), abstract names, and sockets passed by systemd. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,6 +37,10 @@ static int open_tcp(const struct cfg_addr *a, int *out)
                 r = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
         if (r == 0 && family == AF_INET6)
                 r = set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, a->wildcard ? 0 : 1);
+        /* Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per
+         * listener instead of one per connection. */
+        if (r == 0)
+                r = set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
         if (r < 0) {
                 log_error_errno(r, "listen %s: setsockopt", a->text);
                 goto err_close_fd;
@@ -153,8 +158,11 @@ int lset_open(const struct cfg_addr *addr, mode_t unix_mode, unsigned n_workers,
                 l->socks[i].owner = l;
                 atomic_init(&l->socks[i].users, 0);
         }
-        if (l->passed)
+        if (l->passed) {
                 l->socks[0].fd = passed_fd;
+                /* As for our own TCP listeners (open_tcp); a unix socket refuses it. */
+                (void)set_int_opt(passed_fd, IPPROTO_TCP, TCP_NODELAY, 1);
+        }
         for (unsigned i = 0; i < l->n_socks && r == 0 && !l->passed; i++) {
                 if (l->shared)
                         r = open_unix(l, &l->addr, unix_mode, &l->socks[i].fd);

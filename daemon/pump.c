@@ -31,8 +31,10 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
 out:
         if (st == PUMP_DONE) {
                 p->done = true;
-                /* ENOTCONN: the peer is already gone; the other direction will find out. */
-                if (shutdown(x->dst, SHUT_WR) == -1 && errno != ENOTCONN)
+                /* The last direction to finish leaves the FIN to close(): dst's EOF has been
+                 * read, so nothing unread is left in it to turn that close into a reset.
+                 * ENOTCONN: the peer is already gone; the other direction will find out. */
+                if (!x->last && shutdown(x->dst, SHUT_WR) == -1 && errno != ENOTCONN)
                         log_debug_errno(-errno, "shutdown(SHUT_WR) fd %d", x->dst);
         }
         return st;

@@ -35,6 +35,7 @@ struct pump {
 struct pump_io {
         int src, dst;
         struct scheduled_io *src_io, *dst_io;
+        bool last;  /* the other direction is done: dst is closed as soon as this one is */
         bool moved; /* set when bytes moved or EOF was seen */
         int err;    /* -errno behind an ERR_* status */
 };
