@@ -9,30 +9,9 @@
 
 #include "pump.h"
 
-/* 1: progress, 0: dst not writable now, <0: -errno writing dst. */
-static int copy_out(struct pump *p, struct pump_io *x)
+static ssize_t send_pending(struct pump *p, int dst)
 {
-        struct ready_event ev;
-        ssize_t n;
-
-        for (;;) {
-                if (!pump_ready(x->dst_io, DIRECTION_WRITE, &ev))
-                        return 0;
-                n = send(x->dst, p->buf->data + p->off, p->pending, MSG_NOSIGNAL);
-                if (n > 0) {
-                        p->pending -= (uint32_t)n;
-                        p->off = p->pending ? p->off + (uint32_t)n : 0;
-                        p->bytes += (uint64_t)n;
-                        x->moved = true;
-                        return 1;
-                }
-                if (n == 0)
-                        return -EPIPE;
-                if (errno == EAGAIN)
-                        sio_clear_readiness(x->dst_io, ev);
-                else if (errno != EINTR)
-                        return -errno;
-        }
+        return send(dst, p->buf->data + p->off, p->pending, MSG_NOSIGNAL);
 }
 
 static void put_buf(struct pump *p, struct buf_pool *pool)
@@ -116,7 +95,7 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
 
         for (unsigned i = 0; i < PUMP_BUDGET; i++) {
                 if (p->pending > 0) {
-                        r = copy_out(p, x);
+                        r = pump_write_pending(p, x, send_pending);
                         if (r < 0) {
                                 x->err = r;
                                 return PUMP_ERR_DST;

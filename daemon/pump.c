@@ -12,6 +12,31 @@ bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event 
         return sio_poll_ready(io, dir, NULL, ev) == 0;
 }
 
+int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr)
+{
+        struct ready_event ev;
+        ssize_t n;
+
+        for (;;) {
+                if (!pump_ready(x->dst_io, DIRECTION_WRITE, &ev))
+                        return 0;
+                n = wr(p, x->dst);
+                if (n > 0) {
+                        p->pending -= (uint32_t)n;
+                        p->off = p->pending ? p->off + (uint32_t)n : 0;
+                        p->bytes += (uint64_t)n;
+                        x->moved = true;
+                        return 1;
+                }
+                if (n == 0)
+                        return -EPIPE;
+                if (errno == EAGAIN)
+                        sio_clear_readiness(x->dst_io, ev);
+                else if (errno != EINTR)
+                        return -errno;
+        }
+}
+
 enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *pipes,
                           struct buf_pool *bufs)
 {

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <evproxy/scheduled_io.h>
 
@@ -23,7 +24,7 @@ struct pump {
         struct pipe_pair *pipe; /* splice: held only while pending > 0 or mid-run */
         struct buf *buf;        /* copy: likewise */
         uint32_t pending;       /* bytes read from src, not yet written to dst */
-        uint32_t off;           /* copy: where the pending bytes start in buf */
+        uint32_t off;           /* copy: where the pending bytes start in buf (unused by splice) */
         bool eof;               /* src said EOF */
         bool done;              /* EOF passed on: dst shut down for writing */
         bool copy;              /* use the buffer path */
@@ -57,6 +58,12 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
 void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs);
 /* Readiness snapshot of one direction of io: true if some bit is set. */
 bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event *ev);
+
+/* One write of p's pending bytes to dst (send from the buffer, or splice from the pipe). */
+typedef ssize_t (*pump_write_fn)(struct pump *p, int dst);
+/* Write pending bytes while dst is writable; clears write readiness on EAGAIN. 1: progress,
+ * 0: dst not writable now, <0: -errno writing dst. The same loop for both mechanisms. */
+int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr);
 
 enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool);
 enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool);

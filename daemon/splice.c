@@ -10,29 +10,9 @@
 
 #define SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
 
-/* 1: progress, 0: dst not writable now, <0: -errno writing dst. */
-static int splice_out(struct pump *p, struct pump_io *x)
+static ssize_t splice_pending(struct pump *p, int dst)
 {
-        struct ready_event ev;
-        ssize_t n;
-
-        for (;;) {
-                if (!pump_ready(x->dst_io, DIRECTION_WRITE, &ev))
-                        return 0;
-                n = splice(p->pipe->rfd, NULL, x->dst, NULL, p->pending, SPLICE_FLAGS);
-                if (n > 0) {
-                        p->pending -= (uint32_t)n;
-                        p->bytes += (uint64_t)n;
-                        x->moved = true;
-                        return 1;
-                }
-                if (n == 0)
-                        return -EPIPE;
-                if (errno == EAGAIN)
-                        sio_clear_readiness(x->dst_io, ev);
-                else if (errno != EINTR)
-                        return -errno;
-        }
+        return splice(p->pipe->rfd, NULL, dst, NULL, p->pending, SPLICE_FLAGS);
 }
 
 static void put_pipe_if_empty(struct pump *p, struct pipe_pool *pool)
@@ -51,7 +31,7 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
 
         for (unsigned i = 0; i < PUMP_BUDGET; i++) {
                 if (p->pending > 0) {
-                        r = splice_out(p, x);
+                        r = pump_write_pending(p, x, splice_pending);
                         if (r < 0) {
                                 x->err = r;
                                 return PUMP_ERR_DST;
