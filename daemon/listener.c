@@ -24,6 +24,20 @@ static int set_int_opt(int fd, int level, int name, int value)
         return 0;
 }
 
+/* The common end of opening a listener: listen() unless a step before failed (r < 0), and
+ * the fd closed on any failure. */
+static int finish_listen(const struct cfg_addr *a, int fd, int r, int *out)
+{
+        if (r == 0 && listen(fd, LISTEN_BACKLOG) == -1)
+                r = log_error_errno(-errno, "listen %s: listen", a->text);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *out = fd;
+        return 0;
+}
+
 static int open_tcp(const struct cfg_addr *a, int *out)
 {
         int family = a->sa.ss_family;
@@ -49,16 +63,8 @@ static int open_tcp(const struct cfg_addr *a, int *out)
                 r = log_error_errno(-errno, "listen %s: bind", a->text);
                 goto err_close_fd;
         }
-        if (listen(fd, LISTEN_BACKLOG) == -1) {
-                r = log_error_errno(-errno, "listen %s: listen", a->text);
-                goto err_close_fd;
-        }
-        *out = fd;
-        return 0;
-
-err_close_fd:
-        close(fd);
-        return r;
+err_close_fd: /* r == 0 when every step above succeeded */
+        return finish_listen(a, fd, r, out);
 }
 
 /* A socket file left by a previous run is removed only if nothing accepts on it any more. */
@@ -124,16 +130,8 @@ static int open_unix(struct lsockset *l, const struct cfg_addr *a, mode_t mode, 
                 l->dev = st.st_dev;
                 l->ino = st.st_ino;
         }
-        if (listen(fd, LISTEN_BACKLOG) == -1) {
-                r = log_error_errno(-errno, "listen %s: listen", a->text);
-                goto err_close_fd;
-        }
-        *out = fd;
-        return 0;
-
-err_close_fd:
-        close(fd);
-        return r;
+err_close_fd: /* r == 0 when every step above succeeded */
+        return finish_listen(a, fd, r, out);
 }
 
 int lset_open(const struct cfg_addr *addr, mode_t unix_mode, unsigned n_workers, int passed_fd,
