@@ -333,6 +333,34 @@ class Task:
 
 # --------------------------------------------------------------------------- upstream servers
 
+class RssSampler:
+    """Samples a daemon's VmRSS every 50 ms in a thread (bounded: 100,000 samples) from
+    construction until stop(); `base` is the RSS at construction, peak() the highest seen."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.base = daemon.rss_kib()
+        self.samples = []
+        self._stop = threading.Event()
+        self._task = Task(self._run, name="rss")
+
+    def _run(self):
+        for _ in range(100000):
+            if self._stop.wait(0.05):
+                return
+            try:
+                self.samples.append(self.daemon.rss_kib())
+            except (OSError, TestFailure):
+                return  # the daemon is gone
+
+    def peak(self):
+        return max(self.samples + [self.base])
+
+    def stop(self):
+        self._stop.set()
+        self._task.join(5)
+
+
 class ConnRecord:
     """What one upstream connection saw."""
 
@@ -852,6 +880,12 @@ class Ctx:
 
     def addr(self, kind, tag="l"):
         return make_addr(kind, self.tmpdir, tag)
+
+    def refusing(self, kind):
+        """A RefusingAddr of `kind`, closed at cleanup."""
+        r = RefusingAddr(kind, self.tmpdir)
+        self.defer(r.close)
+        return r
 
     def daemon(self, config_text, name="evproxyd"):
         return Daemon(self, config_text, name)

@@ -154,8 +154,7 @@ def replace_with_echo(ctx, refuser):
 
 @ev.test
 def passive_health(ctx):
-    bad = ev.RefusingAddr("tcp4", ctx.tmpdir)
-    ctx.defer(bad.close)
+    bad = ctx.refusing("tcp4")
     ups = [ctx.server("tcp4", id_echo_handler, name="echo%d" % i) for i in range(2)]
     listen = ctx.addr("tcp4")
     route = {"name": "ph", "listen": [listen], "upstreams": [bad.addr] + [u.addr for u in ups],
@@ -192,10 +191,8 @@ def passive_health(ctx):
 
 @ev.test
 def all_down_still_tried(ctx):
-    r1 = ev.RefusingAddr("tcp4", ctx.tmpdir)
-    r2 = ev.RefusingAddr("unix", ctx.tmpdir)
-    ctx.defer(r1.close)
-    ctx.defer(r2.close)
+    r1 = ctx.refusing("tcp4")
+    r2 = ctx.refusing("unix")
     listen = ctx.addr("tcp4")
     route = {"name": "ad", "listen": [listen], "upstreams": [r1.addr, r2.addr],
              "health": {"fails": 1, "backoff": 60}}
@@ -216,8 +213,7 @@ def all_down_still_tried(ctx):
 
 @ev.test
 def active_check(ctx):
-    bad = ev.RefusingAddr("tcp4", ctx.tmpdir)
-    ctx.defer(bad.close)
+    bad = ctx.refusing("tcp4")
     echo = ctx.server("tcp4", id_echo_handler, name="echo")
     listen = ctx.addr("tcp4")
     route = {"name": "ac", "listen": [listen], "upstreams": [bad.addr, echo.addr],

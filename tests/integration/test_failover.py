@@ -44,9 +44,7 @@ def use_route(d, name, listen, echo, n=N_CONNS, within=5.0):
 
 @ev.test
 def refused_then_next(ctx):
-    refusers = {k: ev.RefusingAddr(k, ctx.tmpdir) for k in ("tcp4", "tcp6", "unix")}
-    for r in refusers.values():
-        ctx.defer(r.close)
+    refusers = {k: ctx.refusing(k) for k in ("tcp4", "tcp6", "unix")}
     nobody = ctx.addr("abstract", "nobody")  # never bound: connect() is refused
     echo_tcp = ctx.server("tcp4", ev.echo_handler, name="echo-tcp4")
     echo_unix = ctx.server("unix", ev.echo_handler, name="echo-unix")
@@ -65,10 +63,8 @@ def refused_then_next(ctx):
 
 @ev.test
 def all_refused(ctx):
-    r1 = ev.RefusingAddr("tcp4", ctx.tmpdir)
-    r2 = ev.RefusingAddr("unix", ctx.tmpdir)
-    ctx.defer(r1.close)
-    ctx.defer(r2.close)
+    r1 = ctx.refusing("tcp4")
+    r2 = ctx.refusing("unix")
     listen = ctx.addr("tcp4")
     routes = [{"name": "dead", "listen": [listen], "upstreams": [r1.addr, r2.addr]}]
     d = ctx.daemon(ev.make_config(routes)).start()

@@ -423,19 +423,7 @@ def upstream_stops_reading(ctx):
         for i in range(5):
             by.roundtrip("warm-up %d" % i)
         time.sleep(0.3)
-        base = d.rss_kib()
-        samples = []
-        stop = threading.Event()
-
-        def sample():
-            for _ in range(100000):
-                if stop.wait(0.05):
-                    return
-                try:
-                    samples.append(d.rss_kib())
-                except (OSError, ev.TestFailure):
-                    return
-        sampler = ev.Task(sample, name="rss")
+        rss = ev.RssSampler(d)
         c = ev.connect(listen)
         progress = [0]
 
@@ -458,12 +446,11 @@ def upstream_stops_reading(ctx):
             offered = progress[0]
             how = sender.join(30)
         finally:
-            stop.set()
+            rss.stop()
             c.close()
             resume.set()
-        sampler.join(5)
         check(rec.done.wait(15), "upstream did not finish reading after the close")
-        peak = max(samples + [base])
+        base, peak = rss.base, rss.peak()
         print("  %s: client stalled at %.1f MiB (%.1f MiB when closed, sender: %s); RSS idle %d "
               "KiB, peak %d KiB (+%d); %s bytes_in=%d, upstream read %d"
               % (mode, stalled / MiB, offered / MiB, how, base, peak, peak - base, a["end"],

@@ -79,8 +79,7 @@ def config(ctx, maddr, routes):
 @ev.test
 def exposition(ctx):
     echo = ctx.server("tcp4", ev.echo_handler)
-    bad = ev.RefusingAddr("tcp4", ctx.tmpdir)
-    ctx.defer(bad.close)
+    bad = ctx.refusing("tcp4")
     listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
     route = {"name": "web", "listen": [listen], "upstreams": [bad.addr, echo.addr],
              "deny": ["127.0.0.9"], "health": {"fails": 1, "backoff": 60}}

@@ -41,20 +41,7 @@ def run(ctx, mode):
     c.close()
     d.wait_access(1, route="warm")
     time.sleep(0.3)
-    base = d.rss_kib()
-
-    samples = []
-    stop = threading.Event()
-
-    def sample():
-        for _ in range(100000):
-            if stop.wait(0.05):
-                return
-            try:
-                samples.append(d.rss_kib())
-            except (OSError, ev.TestFailure):
-                return
-    sampler = ev.Task(sample, name="rss")
+    rss = ev.RssSampler(d)
 
     stream = ev.Stream(777, TOTAL)
     c = ev.connect(l_slow)
@@ -67,7 +54,7 @@ def run(ctx, mode):
         sender = ev.Task(send_all, name="sender")
         time.sleep(3.0)
         stalled_at = progress[0]
-        peak_stalled = max(samples) if samples else d.rss_kib()
+        peak_stalled = rss.peak()
         gate.set()
         sent = sender.join(120)
         check(sent == TOTAL, "sent %d" % sent)
@@ -76,9 +63,8 @@ def run(ctx, mode):
         how, got = ev.wait_closed(c, 10)
     finally:
         c.close()
-        stop.set()
-    sampler.join(5)
-    peak = max(samples + [base])
+        rss.stop()
+    base, peak = rss.base, rss.peak()
     print("  %s: idle RSS %d KiB, peak %d KiB (+%d KiB; +%d KiB while stalled); client stalled "
           "at %.1f MiB of %d" % (mode, base, peak, peak - base, peak_stalled - base,
                                  stalled_at / MiB, TOTAL // MiB))
