@@ -36,74 +36,80 @@ static struct driver *new_driver(unsigned batch)
         return d;
 }
 
+/* A driver with sv[0] of a socketpair registered for an interest, its callbacks counted in s.
+ * On the heap: the waker points at s. fx_close deregisters and closes what is still open
+ * (a test that closes an end sets it to -1). */
+struct fx {
+        struct driver *d;
+        struct scheduled_io *io;
+        struct seen s;
+        struct waker w;
+        int sv[2];
+};
+
+static struct fx *fx_open(uint32_t interest)
+{
+        struct fx *f = calloc(1, sizeof(*f));
+
+        assert_non_null(f);
+        f->d = new_driver(0);
+        f->w = (struct waker){on_ready, &f->s};
+        make_pair(f->sv);
+        assert_int_equal(
+            handle_register(driver_handle(f->d), f->sv[0], interest, &f->w, &f->io), 0);
+        return f;
+}
+
+static void fx_close(struct fx *f)
+{
+        handle_deregister(driver_handle(f->d), f->io);
+        for (int i = 0; i < 2; i++)
+                if (f->sv[i] >= 0)
+                        close(f->sv[i]);
+        driver_free(f->d);
+        free(f);
+}
+
 static void test_readable_edge_once(void **state)
 {
-        struct driver *d = new_driver(0);
-        struct scheduled_io *io;
-        struct seen s = {0};
-        struct waker w = {on_ready, &s};
-        int sv[2];
+        struct fx *f = fx_open(INTEREST_READABLE);
 
-        make_pair(sv);
-        assert_int_equal(handle_register(driver_handle(d), sv[0], INTEREST_READABLE, &w, &io), 0);
-        assert_int_equal(driver_turn(d, 0), 0); /* nothing yet */
-        assert_int_equal(write(sv[1], "x", 1), 1);
-        assert_int_equal(driver_turn(d, 1000), 1);
-        assert_int_equal(s.calls, 1);
-        assert_int_equal(s.ready, READY_READABLE);
+        assert_int_equal(write(f->sv[1], "x", 1), 1);
+        assert_int_equal(driver_turn(f->d, 1000), 1);
+        assert_int_equal(f->s.calls, 1);
+        assert_int_equal(f->s.ready, READY_READABLE);
         /* Edge-triggered: no new event until something new happens. */
-        assert_int_equal(driver_turn(d, 0), 0);
-        assert_int_equal(s.calls, 1);
-        handle_deregister(driver_handle(d), io);
-        close(sv[0]);
-        close(sv[1]);
-        driver_free(d);
+        assert_int_equal(driver_turn(f->d, 0), 0);
+        assert_int_equal(f->s.calls, 1);
+        fx_close(f);
 }
 
 static void test_peer_shutdown_gives_read_closed(void **state)
 {
-        struct driver *d = new_driver(0);
-        struct scheduled_io *io;
-        struct seen s = {0};
-        struct waker w = {on_ready, &s};
-        int sv[2];
+        struct fx *f = fx_open(INTEREST_READABLE);
 
-        make_pair(sv);
-        assert_int_equal(handle_register(driver_handle(d), sv[0], INTEREST_READABLE, &w, &io), 0);
-        assert_int_equal(shutdown(sv[1], SHUT_WR), 0);
-        assert_int_equal(driver_turn(d, 1000), 1);
-        assert_true(s.ready & READY_READ_CLOSED);
-        assert_false(s.ready & READY_WRITE_CLOSED); /* only the peer's write side closed */
-        struct ready_event ev = sio_ready(io, INTEREST_READABLE);
-        assert_true(sio_clear_readiness(io, ev));
-        assert_true(sio_ready(io, INTEREST_READABLE).ready & READY_READ_CLOSED); /* sticky */
-        handle_deregister(driver_handle(d), io);
-        close(sv[0]);
-        close(sv[1]);
-        driver_free(d);
+        assert_int_equal(shutdown(f->sv[1], SHUT_WR), 0);
+        assert_int_equal(driver_turn(f->d, 1000), 1);
+        assert_true(f->s.ready & READY_READ_CLOSED);
+        assert_false(f->s.ready & READY_WRITE_CLOSED); /* only the peer's write side closed */
+        struct ready_event ev = sio_ready(f->io, INTEREST_READABLE);
+        assert_true(sio_clear_readiness(f->io, ev));
+        assert_true(sio_ready(f->io, INTEREST_READABLE).ready & READY_READ_CLOSED); /* sticky */
+        fx_close(f);
 }
 
 static void test_peer_close_gives_hup(void **state)
 {
-        struct driver *d = new_driver(0);
-        struct scheduled_io *io;
-        struct seen s = {0};
-        struct waker w = {on_ready, &s};
-        int sv[2];
+        struct fx *f = fx_open(INTEREST_READABLE | INTEREST_WRITABLE);
 
-        make_pair(sv);
-        assert_int_equal(handle_register(driver_handle(d), sv[0],
-                                         INTEREST_READABLE | INTEREST_WRITABLE, &w, &io),
-                         0);
-        driver_turn(d, 100); /* initial writability */
-        s = (struct seen){0};
-        close(sv[1]);
-        assert_int_equal(driver_turn(d, 1000), 1);
-        assert_true(s.ready & READY_READ_CLOSED);
-        assert_true(s.ready & READY_WRITE_CLOSED);
-        handle_deregister(driver_handle(d), io);
-        close(sv[0]);
-        driver_free(d);
+        driver_turn(f->d, 100); /* initial writability */
+        f->s = (struct seen){0};
+        close(f->sv[1]);
+        f->sv[1] = -1;
+        assert_int_equal(driver_turn(f->d, 1000), 1);
+        assert_true(f->s.ready & READY_READ_CLOSED);
+        assert_true(f->s.ready & READY_WRITE_CLOSED);
+        fx_close(f);
 }
 
 static void test_refused_connect_gives_error(void **state)
@@ -137,35 +143,26 @@ static void test_refused_connect_gives_error(void **state)
 
 static void test_spurious_wakeup_tolerated(void **state)
 {
-        struct driver *d = new_driver(0);
-        struct scheduled_io *io;
-        struct seen s = {0};
-        struct waker w = {on_ready, &s};
+        struct fx *f = fx_open(INTEREST_READABLE);
         struct ready_event ev;
         char buf[8];
-        int sv[2];
 
-        make_pair(sv);
-        assert_int_equal(handle_register(driver_handle(d), sv[0], INTEREST_READABLE, &w, &io), 0);
         /* Readiness with no data behind it: the consumer reads EAGAIN and clears. */
-        sio_wake(io, sio_set_readiness(io, READY_READABLE));
-        assert_int_equal(s.calls, 1);
-        assert_int_equal(sio_poll_ready(io, DIRECTION_READ, NULL, &ev), 0);
-        assert_int_equal(read(sv[0], buf, sizeof(buf)), -1);
+        sio_wake(f->io, sio_set_readiness(f->io, READY_READABLE));
+        assert_int_equal(f->s.calls, 1);
+        assert_int_equal(sio_poll_ready(f->io, DIRECTION_READ, NULL, &ev), 0);
+        assert_int_equal(read(f->sv[0], buf, sizeof(buf)), -1);
         assert_int_equal(errno, EAGAIN);
-        assert_true(sio_clear_readiness(io, ev));
+        assert_true(sio_clear_readiness(f->io, ev));
         /* A wake-up with no I/O event at all. */
-        handle_unpark(driver_handle(d));
-        assert_int_equal(driver_turn(d, 1000), 0);
+        handle_unpark(driver_handle(f->d));
+        assert_int_equal(driver_turn(f->d, 1000), 0);
         /* Real data still arrives as a fresh event. */
-        assert_int_equal(write(sv[1], "y", 1), 1);
-        assert_int_equal(driver_turn(d, 1000), 1);
-        assert_int_equal(s.calls, 2);
-        assert_int_equal(sio_poll_ready(io, DIRECTION_READ, NULL, &ev), 0);
-        handle_deregister(driver_handle(d), io);
-        close(sv[0]);
-        close(sv[1]);
-        driver_free(d);
+        assert_int_equal(write(f->sv[1], "y", 1), 1);
+        assert_int_equal(driver_turn(f->d, 1000), 1);
+        assert_int_equal(f->s.calls, 2);
+        assert_int_equal(sio_poll_ready(f->io, DIRECTION_READ, NULL, &ev), 0);
+        fx_close(f);
 }
 
 /* Two readable resources whose callbacks each deregister the other: whichever runs first, the
@@ -395,22 +392,13 @@ static void test_deregister_before_close(void **state)
 
 static void test_reregister_changes_interest(void **state)
 {
-        struct driver *d = new_driver(0);
-        struct scheduled_io *io;
-        struct seen s = {0};
-        struct waker w = {on_ready, &s};
-        int sv[2];
+        struct fx *f = fx_open(INTEREST_READABLE);
 
-        make_pair(sv);
-        assert_int_equal(handle_register(driver_handle(d), sv[0], INTEREST_READABLE, &w, &io), 0);
-        assert_int_equal(driver_turn(d, 0), 0);
-        assert_int_equal(handle_reregister(driver_handle(d), io, INTEREST_WRITABLE), 0);
-        assert_int_equal(driver_turn(d, 1000), 1);
-        assert_true(s.ready & READY_WRITABLE);
-        handle_deregister(driver_handle(d), io);
-        close(sv[0]);
-        close(sv[1]);
-        driver_free(d);
+        assert_int_equal(driver_turn(f->d, 0), 0);
+        assert_int_equal(handle_reregister(driver_handle(f->d), f->io, INTEREST_WRITABLE), 0);
+        assert_int_equal(driver_turn(f->d, 1000), 1);
+        assert_true(f->s.ready & READY_WRITABLE);
+        fx_close(f);
 }
 
 int main(void)
