@@ -50,8 +50,8 @@ struct conn {
         uint8_t state;
         uint8_t first_eof; /* END_CLIENT_CLOSED, END_UPSTREAM_CLOSED or NO_EOF */
         bool timer_fired;
-        bool pp_pending; /* our PROXY header is not all sent yet */
-        uint8_t pp_sent; /* bytes of it sent */
+        bool pp_pending;                  /* our PROXY header is not all sent yet */
+        uint8_t pp_sent;                  /* bytes of it sent */
         struct addr_slot client;          /* as the PROXY header said, if there was one */
         struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
@@ -286,8 +286,7 @@ static void conn_connect_next(struct conn *c, int r)
                 }
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
-        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
-                         sizeof(client));
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
         log_warning_errno(r, "route %s: client %s: no upstream reachable (%zu tried, last %s)",
                           rt->cfg->name, client, rt->cfg->n_upstreams,
                           conn_upstream_text(c, server, sizeof(server)));
@@ -481,8 +480,9 @@ static void conn_run_proxy_header(struct conn *c)
                 conn_header_failed(c, r);
                 return;
         }
-        if (!h.local && (addr_slot_set(&c->client, (const struct sockaddr *)&h.src, h.src_len) < 0 ||
-                         addr_slot_set(&c->local, (const struct sockaddr *)&h.dst, h.dst_len) < 0)) {
+        if (!h.local &&
+            (addr_slot_set(&c->client, (const struct sockaddr *)&h.src, h.src_len) < 0 ||
+             addr_slot_set(&c->local, (const struct sockaddr *)&h.dst, h.dst_len) < 0)) {
                 conn_close(c, END_ERROR, false, false);
                 return;
         }

@@ -55,8 +55,8 @@ static struct fx *fx_open(uint32_t interest)
         f->d = new_driver(0);
         f->w = (struct waker){on_ready, &f->s};
         make_pair(f->sv);
-        assert_int_equal(
-            handle_register(driver_handle(f->d), f->sv[0], interest, &f->w, &f->io), 0);
+        assert_int_equal(handle_register(driver_handle(f->d), f->sv[0], interest, &f->w, &f->io),
+                         0);
         return f;
 }
 
