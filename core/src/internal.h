@@ -34,7 +34,6 @@ _Static_assert(sizeof(struct scheduled_io) == 64, "a record is one cache line");
 
 /* scheduled_io.c */
 void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct waker *w);
-void sio_destroy(struct scheduled_io *io);
 uint32_t sio_set_readiness(struct scheduled_io *io, uint32_t ready);
 void sio_wake(struct scheduled_io *io, uint32_t ready);
 void sio_set_shutdown(struct scheduled_io *io);

@@ -16,7 +16,6 @@ static void free_list(struct scheduled_io *io)
 {
         while (io) {
                 struct scheduled_io *next = io->next;
-                sio_destroy(io);
                 free(io);
                 io = next;
         }
@@ -53,7 +52,6 @@ int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const
         pthread_mutex_lock(&s->lock);
         if (s->is_shutdown) {
                 pthread_mutex_unlock(&s->lock);
-                sio_destroy(io);
                 free(io);
                 return -ESHUTDOWN;
         }
@@ -72,7 +70,6 @@ void regset_remove_unpublished(struct registration_set *s, struct scheduled_io *
         pthread_mutex_lock(&s->lock);
         unlink_registered(s, io);
         pthread_mutex_unlock(&s->lock);
-        sio_destroy(io);
         free(io);
 }
 

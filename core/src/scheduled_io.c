@@ -21,16 +21,12 @@ static uint64_t tick_of(uint64_t state)
  * a holder preempted on a busy machine gets the CPU back. */
 static void sio_lock(struct scheduled_io *io)
 {
-        for (unsigned spins = 0;; spins++) {
-                if (!atomic_exchange_explicit(&io->lock, 1, memory_order_acquire))
-                        return;
-                while (atomic_load_explicit(&io->lock, memory_order_relaxed)) {
-                        if (++spins >= 64) {
+        unsigned spins = 0;
+
+        while (atomic_exchange_explicit(&io->lock, 1, memory_order_acquire))
+                while (atomic_load_explicit(&io->lock, memory_order_relaxed))
+                        if (++spins % 64 == 0)
                                 sched_yield();
-                                spins = 0;
-                        }
-                }
-        }
 }
 
 static void sio_unlock(struct scheduled_io *io)
@@ -49,11 +45,6 @@ void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct w
                 io->wakers[DIRECTION_READ] = *w;
                 io->wakers[DIRECTION_WRITE] = *w;
         }
-}
-
-void sio_destroy(struct scheduled_io *io)
-{
-        (void)io; /* nothing to tear down: the lock is a plain byte */
 }
 
 uint64_t sio_tick(const struct scheduled_io *io)

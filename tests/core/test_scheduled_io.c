@@ -19,7 +19,6 @@ static struct scheduled_io *new_io(void)
 
 static void free_io(struct scheduled_io *io)
 {
-        sio_destroy(io);
         free(io);
 }
 
