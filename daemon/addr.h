@@ -17,9 +17,9 @@ char *addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t si
 bool addr_is_unnamed(const struct sockaddr *sa, socklen_t len);
 
 /* An address a connection keeps for its whole life. An inet address (at most 28 bytes) is kept in
- * place; a longer one (a unix peer that bound a name, a unix address from a PROXY v2 header) in
- * a heap copy. Two of these cost an idle connection 64 bytes where two sockaddr_storage cost
- * 256. Zeroed = no address (len 0). */
+ * place; a longer one (a unix peer that bound a name, or our own unix listener's name from
+ * getsockname) in a heap copy. Two of these cost an idle connection 64 bytes where two
+ * sockaddr_storage cost 256. Zeroed = no address (len 0). */
 struct addr_slot {
         union {
                 struct sockaddr sa;

@@ -24,9 +24,10 @@ struct pump {
         struct pipe_pair *pipe; /* splice: held only while pending > 0 or mid-run */
         struct buf *buf;        /* copy: likewise */
         uint32_t pending;       /* bytes read from src, not yet written to dst */
-        uint32_t off;           /* copy: where the pending bytes start in buf (unused by splice) */
+        uint32_t off;           /* copy: where the pending bytes start in buf (splice: unread) */
         bool eof;               /* src said EOF */
-        bool done;              /* EOF passed on: dst shut down for writing */
+        bool done;              /* EOF passed on: dst shut down for writing, or about to be
+                                 * closed when the other direction is done already */
         bool copy;              /* use the buffer path */
         bool auto_splice;       /* copying for now; splice once a read fills the buffer */
         bool full_read;         /* the last read filled the whole buffer */
