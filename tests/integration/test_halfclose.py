@@ -42,6 +42,25 @@ def setup(ctx, mode):
     return d, cases
 
 
+def check_upstream_got(name, srv, stream, what):
+    """The route's upstream finished without error, having read exactly `stream`."""
+    rec = srv.wait_conns(1)[0]
+    check(rec.done.wait(10), "%s: upstream handler did not finish" % name)
+    check(rec.error is None, "%s: upstream error %s" % (name, rec.error))
+    check(rec.received == stream.length and rec.sha256 == stream.sha256(),
+          "%s: %s %d of %d bytes (sha %s)" % (name, what, rec.received, stream.length,
+                                              "ok" if rec.sha256 == stream.sha256() else "BAD"))
+
+
+def check_access(d, name, sent, received):
+    """The route's access line: bytes_in/out are the client's streams, end is an EOF."""
+    a = d.wait_access(1, route=name)[0]
+    check((a["bytes_in"], a["bytes_out"]) == (sent.length, received.length),
+          "%s: access bytes_in=%d bytes_out=%d, want %d/%d"
+          % (name, a["bytes_in"], a["bytes_out"], sent.length, received.length))
+    check(a["end"] in ("client_closed", "upstream_closed"), "%s: end=%s" % (name, a["end"]))
+
+
 def client_shut(d, name, listen, srv, x, r):
     c = ev.connect(listen)
     try:
@@ -50,20 +69,11 @@ def client_shut(d, name, listen, srv, x, r):
         n, sha, _ = ev.recv_all(c)
     finally:
         c.close()
-    rec = srv.wait_conns(1)[0]
-    check(rec.done.wait(10), "%s: upstream handler did not finish" % name)
-    check(rec.error is None, "%s: upstream error %s" % (name, rec.error))
-    check(rec.received == x.length and rec.sha256 == x.sha256(),
-          "%s: upstream saw EOF after %d of %d bytes (sha %s)"
-          % (name, rec.received, x.length, "ok" if rec.sha256 == x.sha256() else "BAD"))
+    check_upstream_got(name, srv, x, "upstream saw EOF after")
     check(n == r.length and sha == r.sha256(),
           "%s: after its half-close the client got %d of %d reply bytes (sha %s)"
           % (name, n, r.length, "ok" if sha == r.sha256() else "BAD"))
-    a = d.wait_access(1, route=name)[0]
-    check((a["bytes_in"], a["bytes_out"]) == (x.length, r.length),
-          "%s: access bytes_in=%d bytes_out=%d, want %d/%d"
-          % (name, a["bytes_in"], a["bytes_out"], x.length, r.length))
-    check(a["end"] in ("client_closed", "upstream_closed"), "%s: end=%s" % (name, a["end"]))
+    check_access(d, name, x, r)
 
 
 def upstream_shut(d, name, listen, srv, s, y):
@@ -79,17 +89,8 @@ def upstream_shut(d, name, listen, srv, s, y):
         check(extra == 0, "%s: %d unexpected bytes after EOF" % (name, extra))
     finally:
         c.close()
-    rec = srv.wait_conns(1)[0]
-    check(rec.done.wait(10), "%s: upstream handler did not finish" % name)
-    check(rec.error is None, "%s: upstream error %s" % (name, rec.error))
-    check(rec.received == y.length and rec.sha256 == y.sha256(),
-          "%s: after its half-close the upstream got %d of %d bytes (sha %s)"
-          % (name, rec.received, y.length, "ok" if rec.sha256 == y.sha256() else "BAD"))
-    a = d.wait_access(1, route=name)[0]
-    check((a["bytes_in"], a["bytes_out"]) == (y.length, s.length),
-          "%s: access bytes_in=%d bytes_out=%d, want %d/%d"
-          % (name, a["bytes_in"], a["bytes_out"], y.length, s.length))
-    check(a["end"] in ("client_closed", "upstream_closed"), "%s: end=%s" % (name, a["end"]))
+    check_upstream_got(name, srv, y, "after its half-close the upstream got")
+    check_access(d, name, y, s)
 
 
 def run(ctx, mode):

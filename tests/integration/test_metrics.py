@@ -138,12 +138,18 @@ def exposition(ctx):
     d.stop()
 
 
-@ev.test
-def errors(ctx):
-    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp6", "m")
+def start_one_route(ctx, metrics_kind):
+    """A daemon with one echo route and its metrics endpoint on an address of metrics_kind."""
+    listen, maddr = ctx.addr("tcp4"), ctx.addr(metrics_kind, "m")
     echo = ctx.server("tcp4", ev.echo_handler)
     d = ctx.daemon(config(ctx, maddr, [{"name": "r", "listen": [listen],
                                         "upstreams": [echo.addr]}])).start()
+    return d, maddr
+
+
+@ev.test
+def errors(ctx):
+    d, maddr = start_one_route(ctx, "tcp6")
     for raw, want in ((b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 404),
                       (b"GET /metricsX HTTP/1.0\r\n\r\n", 404),
                       (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405),
@@ -161,10 +167,7 @@ def errors(ctx):
 
 @ev.test
 def cut_off(ctx):
-    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
-    echo = ctx.server("tcp4", ev.echo_handler)
-    d = ctx.daemon(config(ctx, maddr, [{"name": "r", "listen": [listen],
-                                        "upstreams": [echo.addr]}])).start()
+    d, maddr = start_one_route(ctx, "tcp4")
     s = ev.connect(maddr)
     try:
         s.sendall(b"GET /metrics HTTP/1.1\r\n" + b"X-Pad: " + b"p" * 5000 + b"\r\n\r\n")
@@ -197,10 +200,7 @@ def cut_off(ctx):
 
 @ev.test
 def unix(ctx):
-    listen, maddr = ctx.addr("tcp4"), ctx.addr("unix", "m")
-    echo = ctx.server("tcp4", ev.echo_handler)
-    d = ctx.daemon(config(ctx, maddr, [{"name": "r", "listen": [listen],
-                                        "upstreams": [echo.addr]}])).start()
+    d, maddr = start_one_route(ctx, "unix")
     status, _, text = request(maddr, b"GET /metrics HTTP/1.0\r\n\r\n")
     check(status == 200 and "evproxy_upstream_up" in text, "unix endpoint: %d" % status)
     d.stop()
