@@ -340,7 +340,7 @@ def connect_timeout_all(ctx):
     bh = ev.BlackHoleAddr()
     ctx.defer(bh.close)
     if not bh.works:
-        print("  SKIP: this kernel answers SYNs to a full accept queue; no black hole possible")
+        ev.skip("this kernel answers SYNs to a full accept queue; no black hole possible")
         return
     listen = ctx.addr("tcp4")
     routes = [{"name": "hole", "listen": [listen], "upstreams": [bh.addr], "connect_timeout": 1}]

@@ -167,8 +167,8 @@ def wait_settled(d, want_sockets, timeout=20.0):
 def held_9000(ctx):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if os.geteuid() != 0 and hard < NOFILE:
-        print("  SKIP: hard RLIMIT_NOFILE %d < %d and not root: prlimit cannot raise it"
-              % (hard, NOFILE))
+        ev.skip("hard RLIMIT_NOFILE %d < %d and not root: prlimit cannot raise it"
+                % (hard, NOFILE))
         return
     asan = is_asan(ctx.evproxyd)
     port = ev.free_port()

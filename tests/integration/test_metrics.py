@@ -134,7 +134,7 @@ def exposition(ctx):
         print("  promtool check metrics: rc=%d %s" % (p.returncode, out.strip() or "(clean)"))
         check(p.returncode == 0 and not out.strip(), "promtool: %s" % out)
     else:
-        print("  SKIP promtool check: promtool not installed (Debian package prometheus)")
+        ev.skip("promtool check: promtool not installed (Debian package prometheus)")
     d.stop()
 
 

@@ -199,7 +199,7 @@ def interop(ctx, binary, make_conf, cmd, ask):
     path = shutil.which(binary) or ("/usr/sbin/" + binary if os.path.exists("/usr/sbin/" + binary)
                                     else None)
     if not path:
-        print("  SKIP: %s is not installed (apt-get install %s)" % (binary, binary))
+        ev.skip("%s is not installed (apt-get install %s)" % (binary, binary))
         return
     port = ev.free_port()
     conf = make_conf(ctx.tmpdir, port)

@@ -45,7 +45,7 @@ def proc_status(pid):
 @ev.test
 def drop_privileges(ctx):
     if os.geteuid() != 0:
-        print("  SKIP: needs root (CI runs as root)")
+        ev.skip("needs root (CI runs as root)")
         return
     nobody = pwd.getpwnam("nobody")
     os.chmod(ctx.tmpdir, 0o755)  # nobody must be able to remove its socket file at exit

@@ -114,7 +114,7 @@ def socket_activate():
 def socket_activation(ctx):
     sa = socket_activate()
     if not sa:
-        print("  SKIP: systemd-socket-activate not installed (Debian package systemd)")
+        ev.skip("systemd-socket-activate not installed (Debian package systemd)")
         return
     echo = ctx.server("tcp4", ev.echo_handler, name="echo")
     web, api, plain = ctx.addr("tcp4"), ctx.addr("tcp4"), ctx.addr("tcp4")
