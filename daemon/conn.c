@@ -41,8 +41,8 @@ struct conn {
         struct worker *w;
         struct listener *l;
         int cfd, ufd;
-        struct scheduled_io *cio, *uio;
-        struct timer timer;
+        struct evio_scheduled_io *cio, *uio;
+        struct evio_timer timer;
         uint64_t start_ms, last_ms;
         struct pump up;   /* client -> upstream */
         struct pump down; /* upstream -> client */
@@ -116,12 +116,12 @@ void conn_limits_release(struct worker *w, struct listener *l)
         atomic_fetch_sub(&w->dmn->active, 1);
 }
 
-static void close_side(struct worker *w, struct scheduled_io **io, int *fd, bool reset)
+static void close_side(struct worker *w, struct evio_scheduled_io **io, int *fd, bool reset)
 {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
         if (*io) {
-                handle_deregister_before_close(w->h, *io); /* our own fd, closed just below */
+                evio_handle_deregister_before_close(w->h, *io); /* our own fd, closed just below */
                 *io = NULL;
         }
         if (*fd >= 0) {
@@ -153,7 +153,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
 {
         struct worker *w = c->w;
 
-        timer_cancel(w->drv, &c->timer);
+        evio_timer_cancel(w->drv, &c->timer);
         worker_unschedule(w, &c->run);
         close_side(w, &c->cio, &c->cfd, reset_client);
         close_side(w, &c->uio, &c->ufd, reset_upstream);
@@ -173,7 +173,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
                                  sizeof(client));
                 log_access(conn_route(c)->name, client,
                            conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
-                           c->down.bytes, driver_now_ms() - c->start_ms, conn_end_name(end));
+                           c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         addr_slot_clear(&c->client);
@@ -197,7 +197,7 @@ static void conn_wake(void *arg, uint32_t ready)
         worker_schedule(c->w, &c->run);
 }
 
-static void conn_timer_fn(struct timer *t, void *arg)
+static void conn_timer_fn(struct evio_timer *t, void *arg)
 {
         struct conn *c = arg;
 
@@ -205,11 +205,12 @@ static void conn_timer_fn(struct timer *t, void *arg)
         worker_schedule(c->w, &c->run);
 }
 
-static int conn_register(struct conn *c, int fd, struct scheduled_io **io)
+static int conn_register(struct conn *c, int fd, struct evio_scheduled_io **io)
 {
-        const struct waker wk = {.fn = conn_wake, .arg = c};
+        const struct evio_waker wk = {.fn = conn_wake, .arg = c};
 
-        return handle_register(c->w->h, fd, INTEREST_READABLE | INTEREST_WRITABLE, &wk, io);
+        return evio_handle_register(c->w->h, fd, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE,
+                                    &wk, io);
 }
 
 static void conn_connected(struct conn *c)
@@ -218,7 +219,7 @@ static void conn_connected(struct conn *c)
         uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
         int r = 0;
 
-        timer_cancel(w->drv, &c->timer);
+        evio_timer_cancel(w->drv, &c->timer);
         c->timer_fired = false;
         upstream_report(c->l->route, &c->pick, 0);
         if (!c->uio)
@@ -227,10 +228,10 @@ static void conn_connected(struct conn *c)
                 r = conn_register(c, c->cfd, &c->cio);
         c->state = CONN_FORWARDING;
         c->pp_pending = conn_route(c)->proxy_protocol != CFG_PROXY_OFF;
-        c->last_ms = driver_now_ms();
+        c->last_ms = evio_now_ms();
         w->pause_streak = 0;
         if (r == 0 && idle_ms)
-                r = timer_arm(w->drv, &c->timer, c->last_ms + idle_ms);
+                r = evio_timer_arm(w->drv, &c->timer, c->last_ms + idle_ms);
         if (r < 0) {
                 log_error_errno(r, "route %s: starting to forward", conn_route(c)->name);
                 conn_close(c, END_ERROR, false, false);
@@ -246,14 +247,14 @@ static int conn_wait_connect(struct conn *c)
 
         r = conn_register(c, c->ufd, &c->uio);
         if (r == 0 && ms)
-                r = timer_arm(c->w->drv, &c->timer, driver_now_ms() + ms);
+                r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
         c->state = CONN_CONNECTING;
         return r;
 }
 
 static void conn_drop_upstream(struct conn *c)
 {
-        timer_cancel(c->w->drv, &c->timer);
+        evio_timer_cancel(c->w->drv, &c->timer);
         c->timer_fired = false;
         close_side(c->w, &c->uio, &c->ufd, false);
 }
@@ -296,18 +297,18 @@ static void conn_connect_next(struct conn *c, int r)
 static void conn_run_connecting(struct conn *c)
 {
         struct route *rt = c->l->route;
-        struct ready_event ev;
+        struct evio_ready_event ev;
         int r;
 
         if (c->timer_fired) {
                 r = -ETIMEDOUT;
         } else {
-                if (!pump_ready(c->uio, DIRECTION_WRITE, &ev))
+                if (!pump_ready(c->uio, EVIO_DIRECTION_WRITE, &ev))
                         return;
                 /* Writable with no error or hang-up: the connect went through, and
                  * SO_ERROR need not be asked. */
                 r = 0;
-                if (ev.ready & (READY_ERROR | READY_WRITE_CLOSED))
+                if (ev.ready & (EVIO_READY_ERROR | EVIO_READY_WRITE_CLOSED))
                         r = upstream_connect_result(c->ufd);
                 if (r == 0) {
                         conn_connected(c);
@@ -346,7 +347,7 @@ static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct p
 static bool conn_idle_expired(struct conn *c)
 {
         uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         if (!idle_ms)
                 return false;
@@ -354,7 +355,7 @@ static bool conn_idle_expired(struct conn *c)
                 conn_close(c, END_IDLE_TIMEOUT, false, false);
                 return true;
         }
-        if (timer_arm(c->w->drv, &c->timer, c->last_ms + idle_ms) < 0) {
+        if (evio_timer_arm(c->w->drv, &c->timer, c->last_ms + idle_ms) < 0) {
                 conn_close(c, END_ERROR, false, false);
                 return true;
         }
@@ -491,7 +492,7 @@ static void conn_run_proxy_header(struct conn *c)
                 conn_close(c, END_DENIED, false, false);
                 return;
         }
-        timer_cancel(c->w->drv, &c->timer);
+        evio_timer_cancel(c->w->drv, &c->timer);
         c->timer_fired = false;
         conn_begin_connect(c);
 }
@@ -504,7 +505,7 @@ static void conn_wait_header(struct conn *c)
         c->state = CONN_PROXY_HEADER;
         r = conn_register(c, c->cfd, &c->cio);
         if (r == 0 && ms)
-                r = timer_arm(c->w->drv, &c->timer, driver_now_ms() + ms);
+                r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
         if (r < 0) {
                 log_error_errno(r, "route %s: waiting for a PROXY header", conn_route(c)->name);
                 conn_close(c, END_ERROR, false, false);
@@ -561,7 +562,7 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
         c->cfd = fd;
         c->ufd = -1;
-        timer_init(&c->timer, conn_timer_fn, c);
+        evio_timer_init(&c->timer, conn_timer_fn, c);
         c->start_ms = c->last_ms = w->now_ms;
         c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)

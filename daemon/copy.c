@@ -37,10 +37,10 @@ static int stash(struct pump *p, struct buf_pool *pool, const unsigned char *dat
 /* One read into the scratch buffer, sent on at once when dst is writable. PUMP_AGAIN to go on,
  * or the status that ends this run. */
 static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
-                   const struct ready_event *src_ev)
+                   const struct evio_ready_event *src_ev)
 {
         unsigned char *scratch = buf_pool_scratch(pool);
-        struct ready_event wev;
+        struct evio_ready_event wev;
         ssize_t n, sent = 0;
 
         if (!scratch) {
@@ -55,7 +55,7 @@ static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
         }
         if (n < 0) {
                 if (errno == EAGAIN)
-                        sio_clear_readiness(x->src_io, *src_ev);
+                        evio_sio_clear_readiness(x->src_io, *src_ev);
                 else if (errno != EINTR) {
                         x->err = -errno;
                         return PUMP_ERR_SRC;
@@ -67,12 +67,12 @@ static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
         /* A short read emptied the socket: clear now rather than pay for a recv that says
          * EAGAIN. Data arriving meanwhile moves the tick, so the clear is refused. */
         if (!p->full_read)
-                sio_clear_readiness(x->src_io, *src_ev);
-        if (pump_ready(x->dst_io, DIRECTION_WRITE, &wev)) {
+                evio_sio_clear_readiness(x->src_io, *src_ev);
+        if (pump_ready(x->dst_io, EVIO_DIRECTION_WRITE, &wev)) {
                 sent = send(x->dst, scratch, (size_t)n, MSG_NOSIGNAL);
                 if (sent < 0) {
                         if (errno == EAGAIN)
-                                sio_clear_readiness(x->dst_io, wev);
+                                evio_sio_clear_readiness(x->dst_io, wev);
                         else if (errno != EINTR) {
                                 x->err = -errno;
                                 return PUMP_ERR_DST;
@@ -90,7 +90,7 @@ static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
 
 enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool)
 {
-        struct ready_event ev;
+        struct evio_ready_event ev;
         int r;
 
         for (unsigned i = 0; i < PUMP_BUDGET; i++) {
@@ -115,7 +115,7 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
                         put_buf(p, pool);
                         return PUMP_AGAIN;
                 }
-                if (!pump_ready(x->src_io, DIRECTION_READ, &ev)) {
+                if (!pump_ready(x->src_io, EVIO_DIRECTION_READ, &ev)) {
                         put_buf(p, pool);
                         return PUMP_WAIT;
                 }

@@ -27,7 +27,7 @@
 void daemon_worker_exited(struct daemon *d)
 {
         atomic_fetch_add(&d->workers_exited, 1);
-        handle_unpark(driver_handle(d->drv));
+        evio_handle_unpark(evio_driver_handle(d->drv));
 }
 
 static unsigned cpu_count(void)
@@ -128,7 +128,7 @@ static int daemon_setup(struct daemon *d)
         int r;
 
         d->n_workers = d->gen->cfg->workers ? d->gen->cfg->workers : cpu_count();
-        r = driver_new(&d->drv, NULL);
+        r = evio_driver_new(&d->drv, NULL);
         if (r < 0)
                 return log_error_errno(r, "creating the main driver");
         /* Before any worker exists, so every thread inherits the blocked mask. */
@@ -136,7 +136,7 @@ static int daemon_setup(struct daemon *d)
         sigaddset(&sigs, SIGHUP);
         sigaddset(&sigs, SIGTERM);
         sigaddset(&sigs, SIGINT);
-        r = driver_enable_signals(d->drv, &sigs);
+        r = evio_driver_enable_signals(d->drv, &sigs);
         if (r < 0)
                 return log_error_errno(r, "enabling signals");
         r = open_listeners(d);
@@ -190,14 +190,14 @@ static int daemon_loop(struct daemon *d)
 
         while (atomic_load(&d->workers_exited) < d->n_workers) {
                 health_check_sync(d); /* follows reloads */
-                r = driver_turn(d->drv, -1);
+                r = evio_driver_turn(d->drv, -1);
                 if (r < 0) {
                         log_error_errno(r, "main loop");
                         failed = true;
                         break;
                 }
                 daemon_reload_progress(d);
-                sigs = driver_take_signals(d->drv);
+                sigs = evio_driver_take_signals(d->drv);
                 if (sigs & SIGBIT(SIGHUP))
                         daemon_reload(d);
                 if (sigs & (SIGBIT(SIGTERM) | SIGBIT(SIGINT)))
@@ -242,7 +242,7 @@ static void daemon_teardown(struct daemon *d)
         }
         free(d->passed);
         gen_unref(d->gen);
-        driver_free(d->drv);
+        evio_driver_free(d->drv);
 }
 
 int daemon_run(const char *config_path)

@@ -66,13 +66,13 @@ struct daemon {
         atomic_uint reload_acks; /* workers that applied the last one */
         bool reloading, reload_pending;
         char reload_status[160]; /* last reload result, for STATUS= */
-        struct timer status_timer, watchdog_timer;
+        struct evio_timer status_timer, watchdog_timer;
         uint64_t watchdog_usec;
         unsigned watchdog_seq;     /* ping rounds posted to the workers */
         atomic_uint watchdog_acks; /* pings the workers answered */
         struct worker **workers;
         unsigned n_workers;
-        struct driver *drv; /* main thread: signals, worker exit notices */
+        struct evio_driver *drv; /* main thread: signals, worker exit notices */
         enum daemon_phase phase;
         atomic_uint active; /* open client connections, all routes */
         atomic_uint_least64_t refused_limit;

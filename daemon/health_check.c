@@ -2,7 +2,7 @@
  *   IDLE --interval--> CONNECTING --connected / refused / connect_timeout--> IDLE
  * Each probe has one timer (the next check, then the connect deadline) and, while connecting,
  * one registration whose waker reads the result; both run on the main thread inside
- * driver_turn(), never block, and feed health_report_check(). The checker holds a reference to
+ * evio_driver_turn(), never block, and feed health_report_check(). The checker holds a reference to
  * the generation it checks, so its routes outlive any reload until health_check_sync(). */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,8 +22,8 @@ struct probe {
         struct route *r;
         unsigned idx;
         int fd;
-        struct scheduled_io *io;
-        struct timer timer;
+        struct evio_scheduled_io *io;
+        struct evio_timer timer;
 };
 
 struct health_checker {
@@ -40,11 +40,11 @@ static uint64_t ms_of(double s)
 
 static void probe_end_connect(struct probe *p)
 {
-        struct driver *drv = p->hc->d->drv;
+        struct evio_driver *drv = p->hc->d->drv;
 
-        timer_cancel(drv, &p->timer);
+        evio_timer_cancel(drv, &p->timer);
         if (p->io) {
-                handle_deregister(driver_handle(drv), p->io);
+                evio_handle_deregister(evio_driver_handle(drv), p->io);
                 p->io = NULL;
         }
         if (p->fd >= 0) {
@@ -56,14 +56,15 @@ static void probe_end_connect(struct probe *p)
 static void probe_done(struct probe *p, int result)
 {
         const struct cfg_addr *a = &p->r->cfg->upstreams[p->idx];
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         probe_end_connect(p);
         if (result < 0)
                 log_debug_errno(result, "route %s: health check of %s", p->r->cfg->name, a->text);
         if (!upstream_error_is_local(result))
                 health_report_check(p->r, p->idx, result, now);
-        if (timer_arm(p->hc->d->drv, &p->timer, now + ms_of(p->r->cfg->health.check_interval)) < 0)
+        if (evio_timer_arm(p->hc->d->drv, &p->timer,
+                           now + ms_of(p->r->cfg->health.check_interval)) < 0)
                 log_warning("route %s: health check of %s stopped: out of memory", p->r->cfg->name,
                             a->text);
 }
@@ -76,11 +77,11 @@ static void probe_wake(void *arg, uint32_t ready)
                 probe_done(p, upstream_connect_result(p->fd));
 }
 
-static void probe_timer(struct timer *t, void *arg)
+static void probe_timer(struct evio_timer *t, void *arg)
 {
         struct probe *p = arg;
         const struct cfg_route *rc = p->r->cfg;
-        const struct waker wk = {.fn = probe_wake, .arg = p};
+        const struct evio_waker wk = {.fn = probe_wake, .arg = p};
         double wait = rc->connect_timeout < rc->health.check_interval ? rc->connect_timeout
                                                                       : rc->health.check_interval;
         int r;
@@ -91,10 +92,10 @@ static void probe_timer(struct timer *t, void *arg)
         }
         r = upstream_connect(&rc->upstreams[p->idx], &p->fd);
         if (r == -EINPROGRESS) {
-                r = handle_register(driver_handle(p->hc->d->drv), p->fd, INTEREST_WRITABLE, &wk,
-                                    &p->io);
+                r = evio_handle_register(evio_driver_handle(p->hc->d->drv), p->fd,
+                                         EVIO_INTEREST_WRITABLE, &wk, &p->io);
                 if (r == 0)
-                        r = timer_arm(p->hc->d->drv, &p->timer, driver_now_ms() + ms_of(wait));
+                        r = evio_timer_arm(p->hc->d->drv, &p->timer, evio_now_ms() + ms_of(wait));
                 if (r == 0)
                         return;
         }
@@ -130,7 +131,7 @@ int health_check_start(struct daemon *d)
 {
         struct health_checker *hc;
         size_t n = d->gen ? count_probes(d->gen) : 0, k = 0;
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         if (!d->gen)
                 return 0;
@@ -154,9 +155,10 @@ int health_check_start(struct daemon *d)
                         struct probe *p = &hc->probes[k];
 
                         *p = (struct probe){.hc = hc, .r = r, .idx = j, .fd = -1};
-                        timer_init(&p->timer, probe_timer, p);
+                        evio_timer_init(&p->timer, probe_timer, p);
                         /* Spread the first round over one interval. */
-                        if (timer_arm(d->drv, &p->timer, now + every * (k + 1) / (n + 1)) < 0) {
+                        if (evio_timer_arm(d->drv, &p->timer, now + every * (k + 1) / (n + 1)) <
+                            0) {
                                 health_check_stop(d);
                                 return log_error_errno(-ENOMEM, "starting health checks");
                         }

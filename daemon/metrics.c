@@ -76,13 +76,13 @@ static void family(struct mbuf *b, const char *name, const char *type, const cha
 
 static void driver_families(struct daemon *d, struct mbuf *b)
 {
-        struct driver_metrics sum = {0}, m;
+        struct evio_driver_metrics sum = {0}, m;
 
-        handle_metrics(driver_handle(d->drv), &sum);
+        evio_handle_metrics(evio_driver_handle(d->drv), &sum);
         for (unsigned i = 0; d->workers && i < d->n_workers; i++) {
                 if (!d->workers[i] || !d->workers[i]->h)
                         continue;
-                handle_metrics(d->workers[i]->h, &m);
+                evio_handle_metrics(d->workers[i]->h, &m);
                 sum.registered_count += m.registered_count;
                 sum.deregistered_count += m.deregistered_count;
                 sum.ready_count += m.ready_count;

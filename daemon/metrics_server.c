@@ -2,7 +2,7 @@
  *   READING --whole request head--> WRITING (status + exposition) --all sent--> shutdown(WR),
  *   DRAINING (read and drop until the client closes) --> closed
  *   READING --over 4 KiB, EOF, error, or 5 s--> closed; WRITING/DRAINING --10 s--> closed
- * Wakers and timers run on the main thread inside driver_turn(); closing there is safe
+ * Wakers and timers run on the main thread inside evio_driver_turn(); closing there is safe
  * because the driver frees a deregistered record only at its next turn. */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,8 +30,8 @@ struct mconn {
         TAILQ_ENTRY(mconn) link;
         struct metrics_server *m;
         int fd;
-        struct scheduled_io *io;
-        struct timer timer;
+        struct evio_scheduled_io *io;
+        struct evio_timer timer;
         enum mconn_state state;
         size_t in_len, out_off;
         struct mbuf out;
@@ -42,8 +42,8 @@ struct metrics_server {
         struct daemon *d;
         struct cfg_addr addr;
         int lfd;
-        struct scheduled_io *lio;
-        struct timer retry;
+        struct evio_scheduled_io *lio;
+        struct evio_timer retry;
         bool unix_path; /* we created a socket file */
         TAILQ_HEAD(, mconn) conns;
         unsigned n_conns;
@@ -53,9 +53,9 @@ static void mconn_close(struct mconn *c)
 {
         struct metrics_server *m = c->m;
 
-        timer_cancel(m->d->drv, &c->timer);
+        evio_timer_cancel(m->d->drv, &c->timer);
         if (c->io)
-                handle_deregister(driver_handle(m->d->drv), c->io);
+                evio_handle_deregister(evio_driver_handle(m->d->drv), c->io);
         close(c->fd);
         mbuf_free(&c->out);
         TAILQ_REMOVE(&m->conns, c, link);
@@ -89,7 +89,7 @@ static int mconn_respond(struct mconn *c, const struct mhttp_request *req)
         if (c->out.failed)
                 return -ENOMEM;
         c->state = MC_WRITING;
-        return timer_arm(c->m->d->drv, &c->timer, driver_now_ms() + METRICS_WRITE_TIMEOUT_MS);
+        return evio_timer_arm(c->m->d->drv, &c->timer, evio_now_ms() + METRICS_WRITE_TIMEOUT_MS);
 }
 
 /* Read what is there; false if the connection was closed. */
@@ -165,14 +165,14 @@ static void mconn_wake(void *arg, uint32_t ready)
                 (void)mconn_read(c);
 }
 
-static void mconn_timeout(struct timer *t, void *arg)
+static void mconn_timeout(struct evio_timer *t, void *arg)
 {
         mconn_close(arg);
 }
 
 static void metrics_add_conn(struct metrics_server *m, int fd)
 {
-        struct waker wk = {.fn = mconn_wake};
+        struct evio_waker wk = {.fn = mconn_wake};
         struct mconn *c;
         int r;
 
@@ -183,14 +183,15 @@ static void metrics_add_conn(struct metrics_server *m, int fd)
         }
         c->m = m;
         c->fd = fd;
-        timer_init(&c->timer, mconn_timeout, c);
+        evio_timer_init(&c->timer, mconn_timeout, c);
         TAILQ_INSERT_TAIL(&m->conns, c, link);
         m->n_conns++;
-        r = timer_arm(m->d->drv, &c->timer, driver_now_ms() + METRICS_REQUEST_TIMEOUT_MS);
+        r = evio_timer_arm(m->d->drv, &c->timer, evio_now_ms() + METRICS_REQUEST_TIMEOUT_MS);
         wk.arg = c;
         if (r == 0)
-                r = handle_register(driver_handle(m->d->drv), fd,
-                                    INTEREST_READABLE | INTEREST_WRITABLE, &wk, &c->io);
+                r = evio_handle_register(evio_driver_handle(m->d->drv), fd,
+                                         EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, &wk,
+                                         &c->io);
         if (r < 0) {
                 log_warning_errno(r, "metrics: accepting");
                 mconn_close(c);
@@ -216,10 +217,10 @@ static void metrics_accept(void *arg, uint32_t ready)
                 break;
         }
         /* Out of fds, or a budget spent: edge-triggered, so look again a little later. */
-        (void)timer_arm(m->d->drv, &m->retry, driver_now_ms() + ACCEPT_RETRY_MS);
+        (void)evio_timer_arm(m->d->drv, &m->retry, evio_now_ms() + ACCEPT_RETRY_MS);
 }
 
-static void metrics_retry(struct timer *t, void *arg)
+static void metrics_retry(struct evio_timer *t, void *arg)
 {
         metrics_accept(arg, 0);
 }
@@ -284,7 +285,7 @@ static int metrics_open(struct metrics_server *m)
 int metrics_server_start(struct daemon *d, const struct cfg *cfg)
 {
         struct metrics_server *m;
-        struct waker wk = {.fn = metrics_accept};
+        struct evio_waker wk = {.fn = metrics_accept};
         int r;
 
         if (!cfg->has_metrics)
@@ -296,7 +297,7 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
         m->addr = cfg->metrics_listen; /* a copy: the configuration may be reloaded */
         m->lfd = -1;
         TAILQ_INIT(&m->conns);
-        timer_init(&m->retry, metrics_retry, m);
+        evio_timer_init(&m->retry, metrics_retry, m);
         d->metrics = m;
         r = metrics_open(m);
         if (r < 0) {
@@ -305,7 +306,8 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
                 return r;
         }
         wk.arg = m;
-        r = handle_register(driver_handle(d->drv), m->lfd, INTEREST_READABLE, &wk, &m->lio);
+        r = evio_handle_register(evio_driver_handle(d->drv), m->lfd, EVIO_INTEREST_READABLE, &wk,
+                                 &m->lio);
         if (r < 0) {
                 log_error_errno(r, "metrics: registering %s", m->addr.text);
                 metrics_server_stop(d);
@@ -325,9 +327,9 @@ void metrics_server_stop(struct daemon *d)
         /* mconn_close unlinks c before freeing it; the analyzer does not follow TAILQ_REMOVE. */
         while ((c = TAILQ_FIRST(&m->conns)))
                 mconn_close(c); // NOLINT(clang-analyzer-unix.Malloc)
-        timer_cancel(d->drv, &m->retry);
+        evio_timer_cancel(d->drv, &m->retry);
         if (m->lio)
-                handle_deregister(driver_handle(d->drv), m->lio);
+                evio_handle_deregister(evio_driver_handle(d->drv), m->lio);
         if (m->lfd >= 0)
                 close(m->lfd);
         if (m->unix_path)

@@ -20,24 +20,24 @@ static void status_text(struct daemon *d, char *buf, size_t size)
                  d->reload_status[0] ? "; " : "", d->reload_status);
 }
 
-static void status_tick(struct timer *t, void *arg)
+static void status_tick(struct evio_timer *t, void *arg)
 {
         struct daemon *d = arg;
         char buf[256];
 
         status_text(d, buf, sizeof(buf));
         evsd_notify_status(buf);
-        timer_arm(d->drv, t, driver_now_ms() + STATUS_INTERVAL_MS);
+        evio_timer_arm(d->drv, t, evio_now_ms() + STATUS_INTERVAL_MS);
 }
 
-static void ping_task_fn(struct driver_task *t)
+static void ping_task_fn(struct evio_driver_task *t)
 {
         struct worker *w = container_of(t, struct worker, ping_task);
 
         atomic_fetch_add(&w->dmn->watchdog_acks, 1);
 }
 
-static void watchdog_tick(struct timer *t, void *arg)
+static void watchdog_tick(struct evio_timer *t, void *arg)
 {
         struct daemon *d = arg;
         bool all_answered = atomic_load(&d->watchdog_acks) >= d->watchdog_seq * d->n_workers;
@@ -48,12 +48,12 @@ static void watchdog_tick(struct timer *t, void *arg)
                 evsd_notify_watchdog();
                 d->watchdog_seq++;
                 for (unsigned i = 0; i < d->n_workers; i++)
-                        handle_post(d->workers[i]->h, &d->workers[i]->ping_task);
+                        evio_handle_post(d->workers[i]->h, &d->workers[i]->ping_task);
         } else {
                 log_warning("watchdog: a worker has not answered for %llu ms",
                             (unsigned long long)(d->watchdog_usec / 1000));
         }
-        timer_arm(d->drv, t, driver_now_ms() + d->watchdog_usec / 1000);
+        evio_timer_arm(d->drv, t, evio_now_ms() + d->watchdog_usec / 1000);
 }
 
 void daemon_status_start(struct daemon *d)
@@ -64,10 +64,10 @@ void daemon_status_start(struct daemon *d)
                 d->workers[i]->ping_task.fn = ping_task_fn;
         status_text(d, buf, sizeof(buf));
         evsd_notify_ready(buf);
-        timer_init(&d->status_timer, status_tick, d);
-        timer_arm(d->drv, &d->status_timer, driver_now_ms() + STATUS_INTERVAL_MS);
+        evio_timer_init(&d->status_timer, status_tick, d);
+        evio_timer_arm(d->drv, &d->status_timer, evio_now_ms() + STATUS_INTERVAL_MS);
         d->watchdog_usec = evsd_watchdog_interval_usec();
-        timer_init(&d->watchdog_timer, watchdog_tick, d);
+        evio_timer_init(&d->watchdog_timer, watchdog_tick, d);
         if (d->watchdog_usec) {
                 if (d->watchdog_usec < 1000)
                         d->watchdog_usec = 1000;
@@ -81,8 +81,8 @@ void daemon_status_stop(struct daemon *d)
 {
         if (!d->drv)
                 return;
-        timer_cancel(d->drv, &d->status_timer);
-        timer_cancel(d->drv, &d->watchdog_timer);
+        evio_timer_cancel(d->drv, &d->status_timer);
+        evio_timer_cancel(d->drv, &d->watchdog_timer);
 }
 
 void daemon_notify_stopping(struct daemon *d)

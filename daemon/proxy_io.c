@@ -9,21 +9,21 @@
 
 #include "proxy_io.h"
 
-int proxy_read_header(int fd, struct scheduled_io *io, struct pp_header *h)
+int proxy_read_header(int fd, struct evio_scheduled_io *io, struct pp_header *h)
 {
         uint8_t buf[PP_MAX_LEN];
-        struct ready_event ev;
+        struct evio_ready_event ev;
         ssize_t n;
         int r;
 
-        if (sio_poll_ready(io, DIRECTION_READ, NULL, &ev) != 0)
+        if (evio_sio_poll_ready(io, EVIO_DIRECTION_READ, NULL, &ev) != 0)
                 return 0;
         n = recv(fd, buf, sizeof(buf), MSG_PEEK);
         if (n < 0) {
                 if (errno != EAGAIN && errno != EINTR)
                         return -errno;
                 if (errno == EAGAIN)
-                        sio_clear_readiness(io, ev);
+                        evio_sio_clear_readiness(io, ev);
                 return 0;
         }
         if (n == 0)
@@ -33,9 +33,9 @@ int proxy_read_header(int fd, struct scheduled_io *io, struct pp_header *h)
                 return r;
         if (r == 0) {
                 /* A full buffer or a half-closed client cannot complete a header any more. */
-                if ((size_t)n == sizeof(buf) || (ev.ready & READY_READ_CLOSED))
+                if ((size_t)n == sizeof(buf) || (ev.ready & EVIO_READY_READ_CLOSED))
                         return -EPROTO;
-                sio_clear_readiness(io, ev);
+                evio_sio_clear_readiness(io, ev);
                 return 0;
         }
         /* Bytes already peeked are in the socket buffer: this takes exactly the header. */
@@ -45,11 +45,11 @@ int proxy_read_header(int fd, struct scheduled_io *io, struct pp_header *h)
         return n == r ? 1 : -EIO;
 }
 
-int proxy_send_header(int fd, struct scheduled_io *io, enum cfg_proxy_protocol v,
+int proxy_send_header(int fd, struct evio_scheduled_io *io, enum cfg_proxy_protocol v,
                       const struct sockaddr *src, const struct sockaddr *dst, uint8_t *sent)
 {
         uint8_t buf[PP_V1_MAX + 1];
-        struct ready_event ev;
+        struct evio_ready_event ev;
         ssize_t n;
         int len;
 
@@ -60,7 +60,7 @@ int proxy_send_header(int fd, struct scheduled_io *io, enum cfg_proxy_protocol v
         if (len < 0)
                 return len;
         while (*sent < len) {
-                if (sio_poll_ready(io, DIRECTION_WRITE, NULL, &ev) != 0)
+                if (evio_sio_poll_ready(io, EVIO_DIRECTION_WRITE, NULL, &ev) != 0)
                         return 0;
                 n = send(fd, buf + *sent, (size_t)(len - *sent), MSG_NOSIGNAL);
                 if (n < 0) {
@@ -68,7 +68,7 @@ int proxy_send_header(int fd, struct scheduled_io *io, enum cfg_proxy_protocol v
                                 continue;
                         if (errno != EAGAIN)
                                 return -errno;
-                        sio_clear_readiness(io, ev);
+                        evio_sio_clear_readiness(io, ev);
                         return 0;
                 }
                 *sent += (uint8_t)n;

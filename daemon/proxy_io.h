@@ -15,11 +15,11 @@
  * its length. Returns 1 (h filled), 0 (need more: readiness cleared, wait for the waker),
  * -EPROTO (malformed, or the client half-closed mid-header), -EMSGSIZE (oversized),
  * -ENODATA (client closed before sending anything), or another -errno from recv. */
-int proxy_read_header(int fd, struct scheduled_io *io, struct pp_header *h);
+int proxy_read_header(int fd, struct evio_scheduled_io *io, struct pp_header *h);
 
 /* Send the header of version v for a connection from src to dst on fd, from byte *sent on.
  * Returns 1 when all of it is out, 0 when the socket is full (readiness cleared), -errno. */
-int proxy_send_header(int fd, struct scheduled_io *io, enum cfg_proxy_protocol v,
+int proxy_send_header(int fd, struct evio_scheduled_io *io, enum cfg_proxy_protocol v,
                       const struct sockaddr *src, const struct sockaddr *dst, uint8_t *sent);
 
 /* An IPv4-mapped IPv6 address becomes the plain IPv4 one (in place); others are left alone.

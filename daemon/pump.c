@@ -7,18 +7,18 @@
 #include "log.h"
 #include "pump.h"
 
-bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event *ev)
+bool pump_ready(struct evio_scheduled_io *io, enum evio_direction dir, struct evio_ready_event *ev)
 {
-        return sio_poll_ready(io, dir, NULL, ev) == 0;
+        return evio_sio_poll_ready(io, dir, NULL, ev) == 0;
 }
 
 int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr)
 {
-        struct ready_event ev;
+        struct evio_ready_event ev;
         ssize_t n;
 
         for (;;) {
-                if (!pump_ready(x->dst_io, DIRECTION_WRITE, &ev))
+                if (!pump_ready(x->dst_io, EVIO_DIRECTION_WRITE, &ev))
                         return 0;
                 n = wr(p, x->dst);
                 if (n > 0) {
@@ -31,7 +31,7 @@ int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr)
                 if (n == 0)
                         return -EPIPE;
                 if (errno == EAGAIN)
-                        sio_clear_readiness(x->dst_io, ev);
+                        evio_sio_clear_readiness(x->dst_io, ev);
                 else if (errno != EINTR)
                         return -errno;
         }

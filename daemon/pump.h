@@ -36,7 +36,7 @@ struct pump {
 
 struct pump_io {
         int src, dst;
-        struct scheduled_io *src_io, *dst_io;
+        struct evio_scheduled_io *src_io, *dst_io;
         bool last;  /* the other direction is done: dst is closed as soon as this one is */
         bool moved; /* set when bytes moved or EOF was seen */
         int err;    /* -errno behind an ERR_* status */
@@ -58,7 +58,7 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
 /* Return what the pump holds to the pools (a pipe still holding data is closed instead). */
 void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs);
 /* Readiness snapshot of one direction of io: true if some bit is set. */
-bool pump_ready(struct scheduled_io *io, enum direction dir, struct ready_event *ev);
+bool pump_ready(struct evio_scheduled_io *io, enum evio_direction dir, struct evio_ready_event *ev);
 
 /* One write of p's pending bytes to dst (send from the buffer, or splice from the pipe). */
 typedef ssize_t (*pump_write_fn)(struct pump *p, int dst);

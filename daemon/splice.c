@@ -25,7 +25,7 @@ static void put_pipe_if_empty(struct pump *p, struct pipe_pool *pool)
 
 enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool)
 {
-        struct ready_event ev;
+        struct evio_ready_event ev;
         ssize_t n;
         int r;
 
@@ -47,7 +47,7 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                 }
                 if (p->pipe && p->pending >= p->pipe->cap)
                         continue;
-                if (!pump_ready(x->src_io, DIRECTION_READ, &ev)) {
+                if (!pump_ready(x->src_io, EVIO_DIRECTION_READ, &ev)) {
                         if (p->pending > 0)
                                 continue;
                         put_pipe_if_empty(p, pool);
@@ -68,7 +68,7 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                         x->moved = true;
                 } else if (errno == EAGAIN) {
                         if (p->pending == 0)
-                                sio_clear_readiness(x->src_io, ev);
+                                evio_sio_clear_readiness(x->src_io, ev);
                 } else if (errno == EINVAL && p->pending == 0) {
                         put_pipe_if_empty(p, pool);
                         return PUMP_FALLBACK;

@@ -81,7 +81,7 @@ static unsigned pick_random(const struct route *r, unsigned n, uint64_t now)
 void upstream_begin(struct route *r, struct upstream_pick *p)
 {
         unsigned n = (unsigned)r->cfg->n_upstreams;
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         *p = (struct upstream_pick){.current = -1};
         if (n == 0) {
@@ -112,7 +112,7 @@ static void hold(struct route *r, struct upstream_pick *p, unsigned i, bool prob
 const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
 {
         unsigned n = (unsigned)r->cfg->n_upstreams;
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         upstream_release(r, p);
         while (p->pass < 2) {
@@ -159,7 +159,7 @@ void upstream_report(struct route *r, struct upstream_pick *p, int result)
                 if (upstream_error_is_local(result))
                         return; /* our shortage says nothing about the server */
         }
-        health_report(r, i, result, p->probe, driver_now_ms());
+        health_report(r, i, result, p->probe, evio_now_ms());
 }
 
 void upstream_release(struct route *r, struct upstream_pick *p)

@@ -1,7 +1,7 @@
 /* Worker threads: each runs its own driver, accepts on its listener sockets (accept4 until
  * EAGAIN, a budget per run for fairness), applies the connection limits and hands sockets to
  * conn.c. On EMFILE/ENFILE all its listeners pause for ACCEPT_PAUSE_MS instead of spinning.
- * Wakers and timers only queue runnables; the queue runs after each driver_turn(). */
+ * Wakers and timers only queue runnables; the queue runs after each evio_driver_turn(). */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -26,7 +26,7 @@ struct wlistener {
         struct worker *w;
         struct listener *l;
         struct lsock *sock;
-        struct scheduled_io *io;
+        struct evio_scheduled_io *io;
 };
 
 void worker_schedule(struct worker *w, struct runnable *r)
@@ -123,11 +123,11 @@ void worker_pause_accepting(struct worker *w, int r)
         if (w->accept_paused)
                 return;
         w->accept_paused = true;
-        if (timer_arm(w->drv, &w->pause_timer, driver_now_ms() + ACCEPT_PAUSE_MS) < 0)
+        if (evio_timer_arm(w->drv, &w->pause_timer, evio_now_ms() + ACCEPT_PAUSE_MS) < 0)
                 w->accept_paused = false; /* cannot arm: retry on the next event instead */
 }
 
-static void worker_resume_accepting(struct timer *t, void *arg)
+static void worker_resume_accepting(struct evio_timer *t, void *arg)
 {
         struct worker *w = arg;
 
@@ -140,14 +140,14 @@ static void wl_run(struct runnable *r)
 {
         struct wlistener *wl = container_of(r, struct wlistener, run);
         struct sockaddr_storage ss;
-        struct ready_event ev;
+        struct evio_ready_event ev;
         socklen_t len;
         int fd;
 
         if (wl->w->accept_paused || !wl->io)
                 return;
         for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
-                if (sio_poll_ready(wl->io, DIRECTION_READ, NULL, &ev) != 0)
+                if (evio_sio_poll_ready(wl->io, EVIO_DIRECTION_READ, NULL, &ev) != 0)
                         return;
                 len = sizeof(ss);
                 fd = accept4(wl->sock->fd, (struct sockaddr *)&ss, &len,
@@ -162,7 +162,7 @@ static void wl_run(struct runnable *r)
                 }
                 switch (errno) {
                 case EAGAIN:
-                        sio_clear_readiness(wl->io, ev);
+                        evio_sio_clear_readiness(wl->io, ev);
                         break;
                 case EINTR:
                 case ECONNABORTED:
@@ -195,7 +195,7 @@ static void wl_release(struct worker *w, struct wlistener *wl)
 {
         worker_unschedule(w, &wl->run);
         if (wl->io) {
-                handle_deregister(w->h, wl->io);
+                evio_handle_deregister(w->h, wl->io);
                 wl->io = NULL;
         }
         if (wl->sock) {
@@ -212,11 +212,11 @@ static void worker_release_listeners(struct worker *w)
 
 static int wl_register(struct worker *w, struct wlistener *wl)
 {
-        const struct waker wk = {.fn = wl_wake, .arg = wl};
+        const struct evio_waker wk = {.fn = wl_wake, .arg = wl};
         int r;
 
         wl->sock = lset_sock(wl->l->set, w->id);
-        r = handle_register(w->h, wl->sock->fd, INTEREST_READABLE, &wk, &wl->io);
+        r = evio_handle_register(w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk, &wl->io);
         if (r < 0)
                 return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
         worker_schedule(w, &wl->run); /* connections may already be waiting */
@@ -229,7 +229,7 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
                          size_t n_old)
 {
         for (size_t i = 0; i < n_old; i++) {
-                const struct waker wk = {.fn = wl_wake, .arg = wl};
+                const struct evio_waker wk = {.fn = wl_wake, .arg = wl};
 
                 if (!old[i].io || old[i].l->set != wl->l->set)
                         continue;
@@ -238,8 +238,8 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
                 old[i].sock = NULL;
                 old[i].io = NULL;
                 worker_unschedule(w, &old[i].run);
-                sio_set_waker(wl->io, DIRECTION_READ, &wk);
-                sio_set_waker(wl->io, DIRECTION_WRITE, &wk);
+                evio_sio_set_waker(wl->io, EVIO_DIRECTION_READ, &wk);
+                evio_sio_set_waker(wl->io, EVIO_DIRECTION_WRITE, &wk);
                 worker_schedule(w, &wl->run); /* readiness may have come in between */
                 return true;
         }
@@ -283,12 +283,12 @@ static int worker_add_listeners(struct worker *w)
 }
 
 struct reload_task {
-        struct driver_task task;
+        struct evio_driver_task task;
         struct worker *w;
         struct gen *g;
 };
 
-static void reload_task_fn(struct driver_task *t)
+static void reload_task_fn(struct evio_driver_task *t)
 {
         struct reload_task *rt = container_of(t, struct reload_task, task);
         struct worker *w = rt->w;
@@ -299,7 +299,7 @@ static void reload_task_fn(struct driver_task *t)
                 worker_set_gen(w, rt->g);
         free(rt);
         atomic_fetch_add(&w->dmn->reload_acks, 1);
-        handle_unpark(driver_handle(w->dmn->drv));
+        evio_handle_unpark(evio_driver_handle(w->dmn->drv));
 }
 
 void worker_reload(struct worker *w, struct gen *g)
@@ -315,7 +315,7 @@ void worker_reload(struct worker *w, struct gen *g)
         rt->task.fn = reload_task_fn;
         rt->w = w;
         rt->g = gen_ref(g);
-        handle_post(w->h, &rt->task);
+        evio_handle_post(w->h, &rt->task);
 }
 
 static void worker_begin_drain(struct worker *w)
@@ -325,20 +325,20 @@ static void worker_begin_drain(struct worker *w)
         if (w->draining)
                 return;
         w->draining = true;
-        timer_cancel(w->drv, &w->pause_timer);
+        evio_timer_cancel(w->drv, &w->pause_timer);
         worker_release_listeners(w);
         if (w->n_conns == 0)
                 return;
-        if (ms == 0 || timer_arm(w->drv, &w->drain_timer, driver_now_ms() + ms) < 0)
+        if (ms == 0 || evio_timer_arm(w->drv, &w->drain_timer, evio_now_ms() + ms) < 0)
                 w->drain_expired = true;
 }
 
-static void drain_task_fn(struct driver_task *t)
+static void drain_task_fn(struct evio_driver_task *t)
 {
         worker_begin_drain(container_of(t, struct worker, drain_task));
 }
 
-static void stop_task_fn(struct driver_task *t)
+static void stop_task_fn(struct evio_driver_task *t)
 {
         struct worker *w = container_of(t, struct worker, stop_task);
 
@@ -346,7 +346,7 @@ static void stop_task_fn(struct driver_task *t)
         w->drain_expired = true;
 }
 
-static void drain_timer_fn(struct timer *t, void *arg)
+static void drain_timer_fn(struct evio_timer *t, void *arg)
 {
         struct worker *w = arg;
 
@@ -360,7 +360,7 @@ static void worker_check_drain(struct worker *w)
         if (w->drain_expired && w->n_conns)
                 conn_close_all(w, END_SHUTDOWN);
         if (w->n_conns == 0) {
-                timer_cancel(w->drv, &w->drain_timer);
+                evio_timer_cancel(w->drv, &w->drain_timer);
                 w->exit = true;
         }
 }
@@ -371,12 +371,12 @@ static void *worker_main(void *arg)
         int r;
 
         while (!w->exit) {
-                r = driver_turn(w->drv, TAILQ_EMPTY(&w->runq) ? -1 : 0);
+                r = evio_driver_turn(w->drv, TAILQ_EMPTY(&w->runq) ? -1 : 0);
                 if (r < 0) {
                         log_error_errno(r, "worker %u: driver", w->id);
                         break;
                 }
-                w->now_ms = driver_now_ms();
+                w->now_ms = evio_now_ms();
                 worker_run_queue(w);
                 worker_check_drain(w);
         }
@@ -407,17 +407,17 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
         TAILQ_INIT(&w->conns);
         pipe_pool_init(&w->pipes, pipe_size(d->gen->cfg->buffer_size), PIPES_KEPT);
         buf_pool_init(&w->bufs, d->gen->cfg->buffer_size, BUFS_KEPT);
-        timer_init(&w->drain_timer, drain_timer_fn, w);
-        timer_init(&w->pause_timer, worker_resume_accepting, w);
+        evio_timer_init(&w->drain_timer, drain_timer_fn, w);
+        evio_timer_init(&w->pause_timer, worker_resume_accepting, w);
         w->drain_task.fn = drain_task_fn;
         w->stop_task.fn = stop_task_fn;
-        r = driver_new(&w->drv, NULL);
+        r = evio_driver_new(&w->drv, NULL);
         if (r < 0) {
                 log_error_errno(r, "worker %u: creating driver", id);
                 goto err_free;
         }
-        w->h = driver_handle(w->drv);
-        w->now_ms = driver_now_ms();
+        w->h = evio_driver_handle(w->drv);
+        w->now_ms = evio_now_ms();
         r = worker_add_listeners(w);
         if (r < 0)
                 goto err_free;
@@ -454,23 +454,23 @@ void worker_free(struct worker *w)
         if (w->drv) {
                 worker_release_listeners(w);
                 conn_close_all(w, END_SHUTDOWN);
-                timer_cancel(w->drv, &w->drain_timer);
-                timer_cancel(w->drv, &w->pause_timer);
+                evio_timer_cancel(w->drv, &w->drain_timer);
+                evio_timer_cancel(w->drv, &w->pause_timer);
         }
         free(w->ls);
         gen_unref(w->gen);
         pipe_pool_destroy(&w->pipes);
         buf_pool_destroy(&w->bufs);
-        driver_free(w->drv);
+        evio_driver_free(w->drv);
         free(w);
 }
 
 void worker_drain(struct worker *w)
 {
-        handle_post(w->h, &w->drain_task);
+        evio_handle_post(w->h, &w->drain_task);
 }
 
 void worker_stop(struct worker *w)
 {
-        handle_post(w->h, &w->stop_task);
+        evio_handle_post(w->h, &w->stop_task);
 }

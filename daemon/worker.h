@@ -1,6 +1,6 @@
 /* A worker: one thread with its own driver, accepting on its share of the listeners and running
  * the connections it accepted. Readiness wakers and timers only queue work (struct runnable);
- * the work runs after driver_turn() returns, so no callback frees what the driver still walks.
+ * the work runs after evio_driver_turn() returns, so no callback frees what the driver still walks.
  *   RUNNING --drain task--> DRAINING (listeners let go) --no connections, or deadline--> EXIT
  *   any --stop task--> close every connection (end=shutdown) --> EXIT */
 #ifndef EVPROXYD_WORKER_H
@@ -36,8 +36,8 @@ struct worker {
         unsigned id;
         struct daemon *dmn;
         struct gen *gen; /* the configuration this worker accepts for */
-        struct driver *drv;
-        struct handle *h;
+        struct evio_driver *drv;
+        struct evio_handle *h;
         pthread_t thread;
         bool started;
         struct wlistener *ls;
@@ -52,8 +52,8 @@ struct worker {
         bool draining, drain_expired, exit;
         bool accept_paused;    /* out of fds: no accept until pause_timer fires */
         unsigned pause_streak; /* pauses since the last successful connection */
-        struct timer drain_timer, pause_timer;
-        struct driver_task drain_task, stop_task, ping_task;
+        struct evio_timer drain_timer, pause_timer;
+        struct evio_driver_task drain_task, stop_task, ping_task;
 };
 
 /* Create worker id: its driver, pools, and registrations on every listener. Main thread. */

@@ -1,5 +1,5 @@
 /* Driver: owns the epoll fd, the event buffer, the wake and signal tokens and the timers.
- * driver_turn(): free records released before this turn; wait (bounded by the nearest timer);
+ * evio_driver_turn(): free records released before this turn; wait (bounded by the nearest timer);
  * dispatch each event (wake token: drain; signal token: mark; else set readiness and wake);
  * run posted tasks; fire due timers. */
 #include <errno.h>
@@ -20,9 +20,9 @@ static int add_token(int epfd, int fd, void *token)
         return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1 ? -errno : 0;
 }
 
-int driver_new(struct driver **out, const struct driver_config *cfg)
+int evio_driver_new(struct evio_driver **out, const struct evio_driver_config *cfg)
 {
-        struct driver *d = calloc(1, sizeof(*d));
+        struct evio_driver *d = calloc(1, sizeof(*d));
         unsigned cap = cfg && cfg->event_capacity ? cfg->event_capacity : DEFAULT_EVENT_CAPACITY;
         unsigned batch = cfg && cfg->release_batch ? cfg->release_batch : DEFAULT_RELEASE_BATCH;
         int wake_fd = -1, r;
@@ -41,7 +41,7 @@ int driver_new(struct driver **out, const struct driver_config *cfg)
                 r = -errno;
                 goto err_free;
         }
-        wake_fd = wake_token_open();
+        wake_fd = evio__wake_token_open();
         if (wake_fd < 0) {
                 r = wake_fd;
                 goto err_close_epoll;
@@ -49,7 +49,7 @@ int driver_new(struct driver **out, const struct driver_config *cfg)
         r = add_token(d->epfd, wake_fd, DRIVER_WAKE_TOKEN);
         if (r < 0)
                 goto err_close_wake;
-        r = handle_init(&d->handle, d->epfd, wake_fd, batch);
+        r = evio__handle_init(&d->handle, d->epfd, wake_fd, batch);
         if (r < 0)
                 goto err_close_wake;
         *out = d;
@@ -65,13 +65,13 @@ err_free:
         return r;
 }
 
-void driver_free(struct driver *d)
+void evio_driver_free(struct evio_driver *d)
 {
         if (!d)
                 return;
-        timer_heap_free(&d->timers);
+        evio__timer_heap_free(&d->timers);
         close(d->handle.wake_fd);
-        handle_destroy(&d->handle);
+        evio__handle_destroy(&d->handle);
         if (d->signal_fd >= 0)
                 close(d->signal_fd);
         close(d->epfd);
@@ -79,19 +79,19 @@ void driver_free(struct driver *d)
         free(d);
 }
 
-struct handle *driver_handle(struct driver *d)
+struct evio_handle *evio_driver_handle(struct evio_driver *d)
 {
         return &d->handle;
 }
 
-int driver_next_timeout(struct driver *d, int timeout_ms)
+int evio_driver_next_timeout(struct evio_driver *d, int timeout_ms)
 {
-        struct timer *t = timer_heap_peek(&d->timers);
+        struct evio_timer *t = evio__timer_heap_peek(&d->timers);
         uint64_t now, wait;
 
         if (!t)
                 return timeout_ms;
-        now = driver_now_ms();
+        now = evio_now_ms();
         wait = t->deadline_ms > now ? t->deadline_ms - now : 0;
         if (wait > INT_MAX)
                 wait = INT_MAX;
@@ -100,17 +100,17 @@ int driver_next_timeout(struct driver *d, int timeout_ms)
         return timeout_ms;
 }
 
-static unsigned dispatch(struct driver *d, int n)
+static unsigned dispatch(struct evio_driver *d, int n)
 {
         unsigned io_events = 0;
 
         for (int i = 0; i < n; i++) {
                 void *token = d->events[i].data.ptr;
-                struct scheduled_io *io;
+                struct evio_scheduled_io *io;
                 uint32_t ready;
 
                 if (token == DRIVER_WAKE_TOKEN) {
-                        wake_token_drain(d->handle.wake_fd);
+                        evio__wake_token_drain(d->handle.wake_fd);
                         continue;
                 }
                 if (token == DRIVER_SIGNAL_TOKEN) {
@@ -118,40 +118,40 @@ static unsigned dispatch(struct driver *d, int n)
                         continue;
                 }
                 io = token;
-                ready = ready_from_epoll(d->events[i].events);
-                sio_set_readiness(io, ready);
-                sio_wake(io, ready);
+                ready = evio__ready_from_epoll(d->events[i].events);
+                evio__sio_set_readiness(io, ready);
+                evio__sio_wake(io, ready);
                 io_events++;
         }
         return io_events;
 }
 
-int driver_turn(struct driver *d, int timeout_ms)
+int evio_driver_turn(struct evio_driver *d, int timeout_ms)
 {
         unsigned io_events;
         int n;
 
-        if (handle_is_shutdown(&d->handle))
+        if (evio_handle_is_shutdown(&d->handle))
                 return -ESHUTDOWN;
-        regset_release(&d->handle.regset);
+        evio__regset_release(&d->handle.regset);
         n = epoll_wait(d->epfd, d->events, (int)d->event_capacity,
-                       driver_next_timeout(d, timeout_ms));
+                       evio_driver_next_timeout(d, timeout_ms));
         if (n == -1) {
                 if (errno != EINTR)
                         return -errno;
                 n = 0;
         }
         io_events = dispatch(d, n);
-        metrics_add_ready(&d->handle.metrics, io_events);
-        handle_run_tasks(&d->handle);
+        evio__metrics_add_ready(&d->handle.metrics, io_events);
+        evio__handle_run_tasks(&d->handle);
         if (d->timers.n)
-                timer_heap_fire(&d->timers, driver_now_ms());
-        return handle_is_shutdown(&d->handle) ? -ESHUTDOWN : (int)io_events;
+                evio__timer_heap_fire(&d->timers, evio_now_ms());
+        return evio_handle_is_shutdown(&d->handle) ? -ESHUTDOWN : (int)io_events;
 }
 
-int driver_enable_signals(struct driver *d, const sigset_t *signals)
+int evio_driver_enable_signals(struct evio_driver *d, const sigset_t *signals)
 {
-        int fd = signal_token_open(signals, d->signal_fd);
+        int fd = evio__signal_token_open(signals, d->signal_fd);
         int r;
 
         if (fd < 0)
@@ -169,10 +169,10 @@ int driver_enable_signals(struct driver *d, const sigset_t *signals)
         return 0;
 }
 
-uint64_t driver_take_signals(struct driver *d)
+uint64_t evio_driver_take_signals(struct evio_driver *d)
 {
         if (!d->signal_ready || d->signal_fd < 0)
                 return 0;
         d->signal_ready = false;
-        return signal_token_take(d->signal_fd);
+        return evio__signal_token_take(d->signal_fd);
 }

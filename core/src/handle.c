@@ -6,55 +6,55 @@
 
 #include "internal.h"
 
-int handle_init(struct handle *h, int epfd, int wake_fd, unsigned release_batch)
+int evio__handle_init(struct evio_handle *h, int epfd, int wake_fd, unsigned release_batch)
 {
         int r;
 
-        *h = (struct handle){.epfd = epfd, .wake_fd = wake_fd, .release_batch = release_batch};
+        *h = (struct evio_handle){.epfd = epfd, .wake_fd = wake_fd, .release_batch = release_batch};
         atomic_init(&h->is_shutdown, false);
-        r = regset_init(&h->regset);
+        r = evio__regset_init(&h->regset);
         if (r < 0)
                 return r;
         r = pthread_mutex_init(&h->task_lock, NULL);
         if (r) {
-                regset_destroy(&h->regset);
+                evio__regset_destroy(&h->regset);
                 return -r;
         }
         return 0;
 }
 
-void handle_destroy(struct handle *h)
+void evio__handle_destroy(struct evio_handle *h)
 {
-        regset_destroy(&h->regset);
+        evio__regset_destroy(&h->regset);
         pthread_mutex_destroy(&h->task_lock);
 }
 
-int handle_register(struct handle *h, int fd, uint32_t interest, const struct waker *w,
-                    struct scheduled_io **out)
+int evio_handle_register(struct evio_handle *h, int fd, uint32_t interest,
+                         const struct evio_waker *w, struct evio_scheduled_io **out)
 {
-        struct scheduled_io *io;
-        struct epoll_event ev = {.events = interest_to_epoll(interest)};
+        struct evio_scheduled_io *io;
+        struct epoll_event ev = {.events = evio__interest_to_epoll(interest)};
         int r;
 
         if (fd < 0)
                 return -EBADF;
-        r = regset_allocate(&h->regset, fd, interest, w, &io);
+        r = evio__regset_allocate(&h->regset, fd, interest, w, &io);
         if (r < 0)
                 return r;
         ev.data.ptr = io;
         if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
                 r = -errno;
-                regset_remove_unpublished(&h->regset, io);
+                evio__regset_remove_unpublished(&h->regset, io);
                 return r;
         }
-        metrics_inc_registered(&h->metrics);
+        evio__metrics_inc_registered(&h->metrics);
         *out = io;
         return 0;
 }
 
-int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t interest)
+int evio_handle_reregister(struct evio_handle *h, struct evio_scheduled_io *io, uint32_t interest)
 {
-        struct epoll_event ev = {.events = interest_to_epoll(interest), .data.ptr = io};
+        struct epoll_event ev = {.events = evio__interest_to_epoll(interest), .data.ptr = io};
 
         if (atomic_load(&h->is_shutdown))
                 return -ESHUTDOWN;
@@ -64,15 +64,15 @@ int handle_reregister(struct handle *h, struct scheduled_io *io, uint32_t intere
         return 0;
 }
 
-void handle_deregister_before_close(struct handle *h, struct scheduled_io *io)
+void evio_handle_deregister_before_close(struct evio_handle *h, struct evio_scheduled_io *io)
 {
-        sio_release(io);
-        metrics_inc_deregistered(&h->metrics);
-        if (regset_deregister(&h->regset, io, h->release_batch))
-                handle_unpark(h);
+        evio__sio_release(io);
+        evio__metrics_inc_deregistered(&h->metrics);
+        if (evio__regset_deregister(&h->regset, io, h->release_batch))
+                evio_handle_unpark(h);
 }
 
-int handle_deregister(struct handle *h, struct scheduled_io *io)
+int evio_handle_deregister(struct evio_handle *h, struct evio_scheduled_io *io)
 {
         int r = 0;
 
@@ -80,16 +80,16 @@ int handle_deregister(struct handle *h, struct scheduled_io *io)
                 r = -errno;
         /* Whatever epoll said, the record leaves the set: an fd closed before deregistration has
          * already left epoll, and keeping its record would leak it (tokio #7563, #6329). */
-        handle_deregister_before_close(h, io);
+        evio_handle_deregister_before_close(h, io);
         return r;
 }
 
-int handle_unpark(struct handle *h)
+int evio_handle_unpark(struct evio_handle *h)
 {
-        return wake_token_signal(h->wake_fd);
+        return evio__wake_token_signal(h->wake_fd);
 }
 
-int handle_post(struct handle *h, struct driver_task *task)
+int evio_handle_post(struct evio_handle *h, struct evio_driver_task *task)
 {
         task->next = NULL;
         pthread_mutex_lock(&h->task_lock);
@@ -100,13 +100,13 @@ int handle_post(struct handle *h, struct driver_task *task)
         h->task_tail = task;
         atomic_store_explicit(&h->tasks_posted, true, memory_order_relaxed);
         pthread_mutex_unlock(&h->task_lock);
-        return handle_unpark(h);
+        return evio_handle_unpark(h);
 }
 
 /* Run the tasks posted before this call; tasks they post run on the next turn. */
-void handle_run_tasks(struct handle *h)
+void evio__handle_run_tasks(struct evio_handle *h)
 {
-        struct driver_task *t;
+        struct evio_driver_task *t;
 
         /* A post racing this check also unparks the driver, so it runs on the next turn. */
         if (!atomic_load_explicit(&h->tasks_posted, memory_order_relaxed))
@@ -117,14 +117,14 @@ void handle_run_tasks(struct handle *h)
         h->task_head = h->task_tail = NULL;
         pthread_mutex_unlock(&h->task_lock);
         while (t) {
-                struct driver_task *next = t->next;
+                struct evio_driver_task *next = t->next;
                 t->next = NULL;
                 t->fn(t);
                 t = next;
         }
 }
 
-void handle_metrics(struct handle *h, struct driver_metrics *out)
+void evio_handle_metrics(struct evio_handle *h, struct evio_driver_metrics *out)
 {
-        metrics_read(&h->metrics, out);
+        evio__metrics_read(&h->metrics, out);
 }

@@ -12,7 +12,7 @@
 #include <evproxy/driver.h>
 
 /* One atomic word per resource: bits 0-5 Ready, bit 6 shutdown, bits 7-63 the tick. */
-#define SIO_READY_MASK ((uint64_t)READY_ALL)
+#define SIO_READY_MASK ((uint64_t)EVIO_READY_ALL)
 #define SIO_SHUTDOWN   ((uint64_t)1 << 6)
 #define SIO_TICK_SHIFT 7
 #define SIO_TICK_MAX   ((UINT64_C(1) << (64 - SIO_TICK_SHIFT)) - 1)
@@ -21,106 +21,119 @@
  * (state, wakers, the lock) and the list links never share a line with another record. The lock
  * is a one-byte spinlock, not a pthread mutex (40 bytes): it is held only to copy or store a
  * waker, never across a call, so it is uncontended in practice and spinning is the cheap case. */
-struct scheduled_io {
+struct evio_scheduled_io {
         _Atomic uint64_t state;
-        struct waker wakers[2];
+        struct evio_waker wakers[2];
         int fd;
         uint16_t interest;
-        bool released;                    /* deregistered: wakers dropped, freed at next turn */
-        _Atomic uint8_t lock;             /* guards wakers and released */
-        struct scheduled_io *prev, *next; /* registered list, or pending list (next only) */
+        bool released;        /* deregistered: wakers dropped, freed at next turn */
+        _Atomic uint8_t lock; /* guards wakers and released */
+        struct evio_scheduled_io *prev, *next; /* registered list, or pending list (next only) */
 };
-_Static_assert(sizeof(struct scheduled_io) == 64, "a record is one cache line");
+_Static_assert(sizeof(struct evio_scheduled_io) == 64, "a record is one cache line");
+
+/* ready.c: the epoll side of the vocabulary. */
+/* Ready bits from epoll event flags (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR,
+ * EPOLLPRI), mapped as mio/Tokio do: HUP closes both directions, RDHUP closes reading,
+ * ERR with OUT (or ERR alone) closes writing. */
+uint32_t evio__ready_from_epoll(uint32_t epoll_events);
+
+/* epoll flags to ask for, edge-triggered, for an interest. */
+uint32_t evio__interest_to_epoll(uint32_t interest);
 
 /* scheduled_io.c */
-void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct waker *w);
-uint32_t sio_set_readiness(struct scheduled_io *io, uint32_t ready);
-void sio_wake(struct scheduled_io *io, uint32_t ready);
-void sio_set_shutdown(struct scheduled_io *io);
-void sio_release(struct scheduled_io *io);
-uint64_t sio_tick(const struct scheduled_io *io);
+void evio__sio_init(struct evio_scheduled_io *io, int fd, uint32_t interest,
+                    const struct evio_waker *w);
+uint32_t evio__sio_set_readiness(struct evio_scheduled_io *io, uint32_t ready);
+void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready);
+void evio__sio_set_shutdown(struct evio_scheduled_io *io);
+void evio__sio_release(struct evio_scheduled_io *io);
+uint64_t evio__sio_tick(const struct evio_scheduled_io *io);
 
 /* registration_set.c: owns every record; the mutex guards the lists. */
-struct registration_set {
+struct evio__registration_set {
         pthread_mutex_t lock;
-        struct scheduled_io *registered; /* doubly linked */
-        struct scheduled_io *pending;    /* deregistered, freed at the next turn */
+        struct evio_scheduled_io *registered; /* doubly linked */
+        struct evio_scheduled_io *pending;    /* deregistered, freed at the next turn */
         size_t n_registered;
         _Atomic size_t n_pending; /* read without the lock to skip an empty release */
         unsigned release_holds;   /* >0 while shutdown walks records outside the lock */
         bool is_shutdown;
 };
 
-int regset_init(struct registration_set *s);
-void regset_destroy(struct registration_set *s);
-int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const struct waker *w,
-                    struct scheduled_io **out);
-void regset_remove_unpublished(struct registration_set *s, struct scheduled_io *io);
-bool regset_deregister(struct registration_set *s, struct scheduled_io *io, size_t batch);
-size_t regset_release(struct registration_set *s);
-size_t regset_pending(struct registration_set *s);
-int regset_shutdown(struct registration_set *s, struct scheduled_io ***out, size_t *n);
-void regset_shutdown_done(struct registration_set *s, struct scheduled_io **ios);
+int evio__regset_init(struct evio__registration_set *s);
+void evio__regset_destroy(struct evio__registration_set *s);
+int evio__regset_allocate(struct evio__registration_set *s, int fd, uint32_t interest,
+                          const struct evio_waker *w, struct evio_scheduled_io **out);
+void evio__regset_remove_unpublished(struct evio__registration_set *s,
+                                     struct evio_scheduled_io *io);
+bool evio__regset_deregister(struct evio__registration_set *s, struct evio_scheduled_io *io,
+                             size_t batch);
+size_t evio__regset_release(struct evio__registration_set *s);
+size_t evio__regset_pending(struct evio__registration_set *s);
+int evio__regset_shutdown(struct evio__registration_set *s, struct evio_scheduled_io ***out,
+                          size_t *n);
+void evio__regset_shutdown_done(struct evio__registration_set *s, struct evio_scheduled_io **ios);
 
 /* metrics.c */
-struct metrics {
+struct evio__metrics {
         _Atomic uint64_t registered;
         _Atomic uint64_t deregistered;
         _Atomic uint64_t ready;
 };
-void metrics_inc_registered(struct metrics *m);
-void metrics_inc_deregistered(struct metrics *m);
-void metrics_add_ready(struct metrics *m, uint64_t n);
-void metrics_read(const struct metrics *m, struct driver_metrics *out);
+void evio__metrics_inc_registered(struct evio__metrics *m);
+void evio__metrics_inc_deregistered(struct evio__metrics *m);
+void evio__metrics_add_ready(struct evio__metrics *m, uint64_t n);
+void evio__metrics_read(const struct evio__metrics *m, struct evio_driver_metrics *out);
 
 /* wake.c: the wake token, an eventfd. */
-int wake_token_open(void);
-int wake_token_signal(int fd);
-void wake_token_drain(int fd);
+int evio__wake_token_open(void);
+int evio__wake_token_signal(int fd);
+void evio__wake_token_drain(int fd);
 
 /* signal.c: the signal-readiness token, a signalfd. */
-int signal_token_open(const sigset_t *signals, int old_fd);
-uint64_t signal_token_take(int fd);
+int evio__signal_token_open(const sigset_t *signals, int old_fd);
+uint64_t evio__signal_token_take(int fd);
 
 /* handle.c */
-struct handle {
+struct evio_handle {
         int epfd;
         int wake_fd;
         unsigned release_batch;
         _Atomic bool is_shutdown;
-        struct registration_set regset;
-        struct metrics metrics;
+        struct evio__registration_set regset;
+        struct evio__metrics metrics;
         pthread_mutex_t task_lock;
-        struct driver_task *task_head, *task_tail;
+        struct evio_driver_task *task_head, *task_tail;
         _Atomic bool tasks_posted; /* read without the lock to skip an empty queue */
 };
 
-int handle_init(struct handle *h, int epfd, int wake_fd, unsigned release_batch);
-void handle_destroy(struct handle *h);
-void handle_run_tasks(struct handle *h);
+int evio__handle_init(struct evio_handle *h, int epfd, int wake_fd, unsigned release_batch);
+void evio__handle_destroy(struct evio_handle *h);
+void evio__handle_run_tasks(struct evio_handle *h);
 
 /* timer.c: the heap lives in the driver. */
-struct timer_heap {
-        struct timer **items;
+struct evio__timer_heap {
+        struct evio_timer **items;
         size_t n, cap;
 };
-void timer_heap_free(struct timer_heap *th);
-struct timer *timer_heap_peek(const struct timer_heap *th);
-size_t timer_heap_fire(struct timer_heap *th, uint64_t now_ms);
+void evio__timer_heap_free(struct evio__timer_heap *th);
+struct evio_timer *evio__timer_heap_peek(const struct evio__timer_heap *th);
+size_t evio__timer_heap_fire(struct evio__timer_heap *th, uint64_t now_ms);
 
 /* driver.c */
 #define DRIVER_WAKE_TOKEN   ((void *)0)
 #define DRIVER_SIGNAL_TOKEN ((void *)1)
 
-struct driver {
+struct evio_driver {
         int epfd;
         struct epoll_event *events;
         unsigned event_capacity;
         int signal_fd;
         bool signal_ready;
         uint64_t pending_signals;
-        struct timer_heap timers;
-        struct handle handle;
+        struct evio__timer_heap timers;
+        struct evio_handle handle;
 };
 
 #endif

@@ -2,23 +2,23 @@
  * from any thread at any time. */
 #include "internal.h"
 
-void metrics_inc_registered(struct metrics *m)
+void evio__metrics_inc_registered(struct evio__metrics *m)
 {
         atomic_fetch_add_explicit(&m->registered, 1, memory_order_relaxed);
 }
 
-void metrics_inc_deregistered(struct metrics *m)
+void evio__metrics_inc_deregistered(struct evio__metrics *m)
 {
         atomic_fetch_add_explicit(&m->deregistered, 1, memory_order_relaxed);
 }
 
-void metrics_add_ready(struct metrics *m, uint64_t n)
+void evio__metrics_add_ready(struct evio__metrics *m, uint64_t n)
 {
         if (n)
                 atomic_fetch_add_explicit(&m->ready, n, memory_order_relaxed);
 }
 
-void metrics_read(const struct metrics *m, struct driver_metrics *out)
+void evio__metrics_read(const struct evio__metrics *m, struct evio_driver_metrics *out)
 {
         out->registered_count = atomic_load_explicit(&m->registered, memory_order_relaxed);
         out->deregistered_count = atomic_load_explicit(&m->deregistered, memory_order_relaxed);

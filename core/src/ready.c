@@ -3,57 +3,57 @@
  * ever reported when the kernel said so: never invented. */
 #include <sys/epoll.h>
 
-#include <evproxy/ready.h>
+#include "internal.h"
 
-uint32_t ready_from_epoll(uint32_t ev)
+uint32_t evio__ready_from_epoll(uint32_t ev)
 {
         uint32_t r = 0;
 
         if (ev & (EPOLLIN | EPOLLPRI))
-                r |= READY_READABLE;
+                r |= EVIO_READY_READABLE;
         if (ev & EPOLLOUT)
-                r |= READY_WRITABLE;
+                r |= EVIO_READY_WRITABLE;
         if (ev & (EPOLLHUP | EPOLLRDHUP))
-                r |= READY_READ_CLOSED;
+                r |= EVIO_READY_READ_CLOSED;
         if ((ev & EPOLLHUP) || ((ev & EPOLLOUT) && (ev & EPOLLERR)) || ev == EPOLLERR)
-                r |= READY_WRITE_CLOSED;
+                r |= EVIO_READY_WRITE_CLOSED;
         if (ev & EPOLLPRI)
-                r |= READY_PRIORITY;
+                r |= EVIO_READY_PRIORITY;
         if (ev & EPOLLERR)
-                r |= READY_ERROR;
+                r |= EVIO_READY_ERROR;
         return r;
 }
 
-uint32_t ready_from_interest(uint32_t interest)
+uint32_t evio_ready_from_interest(uint32_t interest)
 {
         uint32_t r = 0;
 
-        if (interest & INTEREST_READABLE)
-                r |= READY_READABLE | READY_READ_CLOSED;
-        if (interest & INTEREST_WRITABLE)
-                r |= READY_WRITABLE | READY_WRITE_CLOSED;
-        if (interest & INTEREST_PRIORITY)
-                r |= READY_PRIORITY | READY_READ_CLOSED;
-        if (interest & INTEREST_ERROR)
-                r |= READY_ERROR;
+        if (interest & EVIO_INTEREST_READABLE)
+                r |= EVIO_READY_READABLE | EVIO_READY_READ_CLOSED;
+        if (interest & EVIO_INTEREST_WRITABLE)
+                r |= EVIO_READY_WRITABLE | EVIO_READY_WRITE_CLOSED;
+        if (interest & EVIO_INTEREST_PRIORITY)
+                r |= EVIO_READY_PRIORITY | EVIO_READY_READ_CLOSED;
+        if (interest & EVIO_INTEREST_ERROR)
+                r |= EVIO_READY_ERROR;
         return r;
 }
 
-uint32_t interest_to_epoll(uint32_t interest)
+uint32_t evio__interest_to_epoll(uint32_t interest)
 {
         uint32_t ev = EPOLLET;
 
-        if (interest & INTEREST_READABLE)
+        if (interest & EVIO_INTEREST_READABLE)
                 ev |= EPOLLIN | EPOLLRDHUP;
-        if (interest & INTEREST_WRITABLE)
+        if (interest & EVIO_INTEREST_WRITABLE)
                 ev |= EPOLLOUT;
-        if (interest & INTEREST_PRIORITY)
+        if (interest & EVIO_INTEREST_PRIORITY)
                 ev |= EPOLLPRI;
         return ev;
 }
 
-uint32_t direction_mask(enum direction dir)
+uint32_t evio_direction_mask(enum evio_direction dir)
 {
-        return dir == DIRECTION_READ ? READY_READABLE | READY_READ_CLOSED
-                                     : READY_WRITABLE | READY_WRITE_CLOSED;
+        return dir == EVIO_DIRECTION_READ ? EVIO_READY_READABLE | EVIO_READY_READ_CLOSED
+                                          : EVIO_READY_WRITABLE | EVIO_READY_WRITE_CLOSED;
 }

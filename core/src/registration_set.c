@@ -6,22 +6,22 @@
 
 #include "internal.h"
 
-int regset_init(struct registration_set *s)
+int evio__regset_init(struct evio__registration_set *s)
 {
-        *s = (struct registration_set){0};
+        *s = (struct evio__registration_set){0};
         return -pthread_mutex_init(&s->lock, NULL);
 }
 
-static void free_list(struct scheduled_io *io)
+static void free_list(struct evio_scheduled_io *io)
 {
         while (io) {
-                struct scheduled_io *next = io->next;
+                struct evio_scheduled_io *next = io->next;
                 free(io);
                 io = next;
         }
 }
 
-void regset_destroy(struct registration_set *s)
+void evio__regset_destroy(struct evio__registration_set *s)
 {
         free_list(s->registered);
         free_list(s->pending);
@@ -29,7 +29,7 @@ void regset_destroy(struct registration_set *s)
         pthread_mutex_destroy(&s->lock);
 }
 
-static void unlink_registered(struct registration_set *s, struct scheduled_io *io)
+static void unlink_registered(struct evio__registration_set *s, struct evio_scheduled_io *io)
 {
         if (io->prev)
                 io->prev->next = io->next;
@@ -41,14 +41,14 @@ static void unlink_registered(struct registration_set *s, struct scheduled_io *i
         s->n_registered--;
 }
 
-int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const struct waker *w,
-                    struct scheduled_io **out)
+int evio__regset_allocate(struct evio__registration_set *s, int fd, uint32_t interest,
+                          const struct evio_waker *w, struct evio_scheduled_io **out)
 {
-        struct scheduled_io *io = aligned_alloc(64, sizeof(*io));
+        struct evio_scheduled_io *io = aligned_alloc(64, sizeof(*io));
 
         if (!io)
                 return -ENOMEM;
-        sio_init(io, fd, interest, w);
+        evio__sio_init(io, fd, interest, w);
         pthread_mutex_lock(&s->lock);
         if (s->is_shutdown) {
                 pthread_mutex_unlock(&s->lock);
@@ -65,7 +65,7 @@ int regset_allocate(struct registration_set *s, int fd, uint32_t interest, const
         return 0;
 }
 
-void regset_remove_unpublished(struct registration_set *s, struct scheduled_io *io)
+void evio__regset_remove_unpublished(struct evio__registration_set *s, struct evio_scheduled_io *io)
 {
         pthread_mutex_lock(&s->lock);
         unlink_registered(s, io);
@@ -73,7 +73,8 @@ void regset_remove_unpublished(struct registration_set *s, struct scheduled_io *
         free(io);
 }
 
-bool regset_deregister(struct registration_set *s, struct scheduled_io *io, size_t batch)
+bool evio__regset_deregister(struct evio__registration_set *s, struct evio_scheduled_io *io,
+                             size_t batch)
 {
         bool wake;
 
@@ -87,9 +88,9 @@ bool regset_deregister(struct registration_set *s, struct scheduled_io *io, size
         return wake;
 }
 
-size_t regset_release(struct registration_set *s)
+size_t evio__regset_release(struct evio__registration_set *s)
 {
-        struct scheduled_io *list;
+        struct evio_scheduled_io *list;
         size_t n;
 
         if (atomic_load_explicit(&s->n_pending, memory_order_relaxed) == 0)
@@ -108,7 +109,7 @@ size_t regset_release(struct registration_set *s)
         return n;
 }
 
-size_t regset_pending(struct registration_set *s)
+size_t evio__regset_pending(struct evio__registration_set *s)
 {
         size_t n;
 
@@ -119,10 +120,11 @@ size_t regset_pending(struct registration_set *s)
 }
 
 /* Mark the set shut down and hand back every live record; the records stay allocated (release
- * is held) until regset_shutdown_done(), so the caller may wake them outside the lock. */
-int regset_shutdown(struct registration_set *s, struct scheduled_io ***out, size_t *n)
+ * is held) until evio__regset_shutdown_done(), so the caller may wake them outside the lock. */
+int evio__regset_shutdown(struct evio__registration_set *s, struct evio_scheduled_io ***out,
+                          size_t *n)
 {
-        struct scheduled_io **ios;
+        struct evio_scheduled_io **ios;
         size_t i = 0;
 
         pthread_mutex_lock(&s->lock);
@@ -131,12 +133,12 @@ int regset_shutdown(struct registration_set *s, struct scheduled_io ***out, size
         if (!ios) {
                 /* Still mark every record, so polls report the shutdown; only wakers go uncalled.
                  */
-                for (struct scheduled_io *io = s->registered; io; io = io->next)
-                        sio_set_shutdown(io);
+                for (struct evio_scheduled_io *io = s->registered; io; io = io->next)
+                        evio__sio_set_shutdown(io);
                 pthread_mutex_unlock(&s->lock);
                 return -ENOMEM;
         }
-        for (struct scheduled_io *io = s->registered; io; io = io->next)
+        for (struct evio_scheduled_io *io = s->registered; io; io = io->next)
                 ios[i++] = io;
         s->release_holds++;
         pthread_mutex_unlock(&s->lock);
@@ -145,7 +147,7 @@ int regset_shutdown(struct registration_set *s, struct scheduled_io ***out, size
         return 0;
 }
 
-void regset_shutdown_done(struct registration_set *s, struct scheduled_io **ios)
+void evio__regset_shutdown_done(struct evio__registration_set *s, struct evio_scheduled_io **ios)
 {
         pthread_mutex_lock(&s->lock);
         s->release_holds--;

@@ -19,7 +19,7 @@ static uint64_t tick_of(uint64_t state)
 
 /* The record's spinlock. Held for a few stores at most; after a short spin the waiter yields, so
  * a holder preempted on a busy machine gets the CPU back. */
-static void sio_lock(struct scheduled_io *io)
+static void sio_lock(struct evio_scheduled_io *io)
 {
         unsigned spins = 0;
 
@@ -29,12 +29,13 @@ static void sio_lock(struct scheduled_io *io)
                                 sched_yield();
 }
 
-static void sio_unlock(struct scheduled_io *io)
+static void sio_unlock(struct evio_scheduled_io *io)
 {
         atomic_store_explicit(&io->lock, 0, memory_order_release);
 }
 
-void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct waker *w)
+void evio__sio_init(struct evio_scheduled_io *io, int fd, uint32_t interest,
+                    const struct evio_waker *w)
 {
         memset(io, 0, sizeof(*io));
         atomic_init(&io->state, 0);
@@ -42,31 +43,32 @@ void sio_init(struct scheduled_io *io, int fd, uint32_t interest, const struct w
         io->interest = (uint16_t)interest;
         atomic_init(&io->lock, 0);
         if (w) {
-                io->wakers[DIRECTION_READ] = *w;
-                io->wakers[DIRECTION_WRITE] = *w;
+                io->wakers[EVIO_DIRECTION_READ] = *w;
+                io->wakers[EVIO_DIRECTION_WRITE] = *w;
         }
 }
 
-uint64_t sio_tick(const struct scheduled_io *io)
+uint64_t evio__sio_tick(const struct evio_scheduled_io *io)
 {
         return tick_of(atomic_load(&io->state));
 }
 
-uint32_t sio_set_readiness(struct scheduled_io *io, uint32_t ready)
+uint32_t evio__sio_set_readiness(struct evio_scheduled_io *io, uint32_t ready)
 {
         uint64_t cur = atomic_load(&io->state), next;
 
         do {
                 uint64_t tick = (tick_of(cur) + 1) & SIO_TICK_MAX;
-                next = pack(tick, (cur & (SIO_READY_MASK | SIO_SHUTDOWN)) | (ready & READY_ALL));
+                next =
+                    pack(tick, (cur & (SIO_READY_MASK | SIO_SHUTDOWN)) | (ready & EVIO_READY_ALL));
         } while (!atomic_compare_exchange_weak(&io->state, &cur, next));
         return (uint32_t)(next & SIO_READY_MASK);
 }
 
-bool sio_clear_readiness(struct scheduled_io *io, struct ready_event ev)
+bool evio_sio_clear_readiness(struct evio_scheduled_io *io, struct evio_ready_event ev)
 {
         uint64_t cur = atomic_load(&io->state), next;
-        uint64_t clear = ev.ready & READY_ALL & ~(uint64_t)READY_STICKY;
+        uint64_t clear = ev.ready & EVIO_READY_ALL & ~(uint64_t)EVIO_READY_STICKY;
 
         do {
                 if (tick_of(cur) != ev.tick)
@@ -76,43 +78,45 @@ bool sio_clear_readiness(struct scheduled_io *io, struct ready_event ev)
         return true;
 }
 
-void sio_set_shutdown(struct scheduled_io *io)
+void evio__sio_set_shutdown(struct evio_scheduled_io *io)
 {
         atomic_fetch_or(&io->state, SIO_SHUTDOWN);
 }
 
-struct ready_event sio_ready(const struct scheduled_io *io, uint32_t interest)
+struct evio_ready_event evio_sio_ready(const struct evio_scheduled_io *io, uint32_t interest)
 {
         uint64_t cur = atomic_load(&io->state);
-        struct ready_event ev = {
-            .ready = (uint32_t)(cur & SIO_READY_MASK) & ready_from_interest(interest),
+        struct evio_ready_event ev = {
+            .ready = (uint32_t)(cur & SIO_READY_MASK) & evio_ready_from_interest(interest),
             .tick = tick_of(cur),
             .is_shutdown = (cur & SIO_SHUTDOWN) != 0,
         };
         return ev;
 }
 
-static bool snapshot(struct scheduled_io *io, enum direction dir, struct ready_event *ev)
+static bool snapshot(struct evio_scheduled_io *io, enum evio_direction dir,
+                     struct evio_ready_event *ev)
 {
         uint64_t cur = atomic_load(&io->state);
 
-        ev->ready = (uint32_t)(cur & SIO_READY_MASK) & (direction_mask(dir) | READY_ERROR);
+        ev->ready =
+            (uint32_t)(cur & SIO_READY_MASK) & (evio_direction_mask(dir) | EVIO_READY_ERROR);
         ev->tick = tick_of(cur);
         ev->is_shutdown = (cur & SIO_SHUTDOWN) != 0;
         return ev->ready != 0 || ev->is_shutdown;
 }
 
-int sio_poll_ready(struct scheduled_io *io, enum direction dir, const struct waker *w,
-                   struct ready_event *ev)
+int evio_sio_poll_ready(struct evio_scheduled_io *io, enum evio_direction dir,
+                        const struct evio_waker *w, struct evio_ready_event *ev)
 {
-        struct ready_event tmp;
+        struct evio_ready_event tmp;
 
         if (!ev)
                 ev = &tmp;
         if (!snapshot(io, dir, ev)) {
                 if (!w)
                         return -EAGAIN;
-                sio_set_waker(io, dir, w);
+                evio_sio_set_waker(io, dir, w);
                 /* The driver stores readiness before it takes the lock to read the wakers, so a
                  * second look after installing ours cannot miss a wake-up. */
                 if (!snapshot(io, dir, ev))
@@ -121,7 +125,8 @@ int sio_poll_ready(struct scheduled_io *io, enum direction dir, const struct wak
         return ev->is_shutdown ? -ESHUTDOWN : 0;
 }
 
-void sio_set_waker(struct scheduled_io *io, enum direction dir, const struct waker *w)
+void evio_sio_set_waker(struct evio_scheduled_io *io, enum evio_direction dir,
+                        const struct evio_waker *w)
 {
         sio_lock(io);
         if (!io->released) {
@@ -133,12 +138,12 @@ void sio_set_waker(struct scheduled_io *io, enum direction dir, const struct wak
         sio_unlock(io);
 }
 
-int sio_fd(const struct scheduled_io *io)
+int evio_sio_fd(const struct evio_scheduled_io *io)
 {
         return io->fd;
 }
 
-void sio_release(struct scheduled_io *io)
+void evio__sio_release(struct evio_scheduled_io *io)
 {
         sio_lock(io);
         io->released = true;
@@ -146,16 +151,17 @@ void sio_release(struct scheduled_io *io)
         sio_unlock(io);
 }
 
-void sio_wake(struct scheduled_io *io, uint32_t ready)
+void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready)
 {
-        struct waker call[2] = {0};
+        struct evio_waker call[2] = {0};
         uint32_t bits[2];
         size_t n = 0;
 
         sio_lock(io);
-        for (int dir = DIRECTION_READ; dir <= DIRECTION_WRITE; dir++) {
-                struct waker *w = &io->wakers[dir];
-                uint32_t mine = ready & (direction_mask(dir) | READY_ERROR | READY_PRIORITY);
+        for (int dir = EVIO_DIRECTION_READ; dir <= EVIO_DIRECTION_WRITE; dir++) {
+                struct evio_waker *w = &io->wakers[dir];
+                uint32_t mine =
+                    ready & (evio_direction_mask(dir) | EVIO_READY_ERROR | EVIO_READY_PRIORITY);
 
                 if (!w->fn || !mine)
                         continue;

@@ -3,24 +3,24 @@
  * -ESHUTDOWN; polls and turns report it. */
 #include "internal.h"
 
-void handle_shutdown(struct handle *h)
+void evio_handle_shutdown(struct evio_handle *h)
 {
-        struct scheduled_io **ios;
+        struct evio_scheduled_io **ios;
         size_t n;
 
         if (atomic_exchange(&h->is_shutdown, true))
                 return;
-        if (regset_shutdown(&h->regset, &ios, &n) == 0) {
+        if (evio__regset_shutdown(&h->regset, &ios, &n) == 0) {
                 for (size_t i = 0; i < n; i++) {
-                        sio_set_shutdown(ios[i]);
-                        sio_wake(ios[i], READY_ALL);
+                        evio__sio_set_shutdown(ios[i]);
+                        evio__sio_wake(ios[i], EVIO_READY_ALL);
                 }
-                regset_shutdown_done(&h->regset, ios);
+                evio__regset_shutdown_done(&h->regset, ios);
         }
-        handle_unpark(h);
+        evio_handle_unpark(h);
 }
 
-bool handle_is_shutdown(struct handle *h)
+bool evio_handle_is_shutdown(struct evio_handle *h)
 {
         return atomic_load(&h->is_shutdown);
 }

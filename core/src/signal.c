@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-int signal_token_open(const sigset_t *signals, int old_fd)
+int evio__signal_token_open(const sigset_t *signals, int old_fd)
 {
         int r = pthread_sigmask(SIG_BLOCK, signals, NULL);
         int fd;
@@ -19,7 +19,7 @@ int signal_token_open(const sigset_t *signals, int old_fd)
         return fd == -1 ? -errno : fd;
 }
 
-uint64_t signal_token_take(int fd)
+uint64_t evio__signal_token_take(int fd)
 {
         struct signalfd_siginfo si[16];
         uint64_t pending = 0;

@@ -1,6 +1,6 @@
 /* Timers: a 4-ary min-heap of intrusive records ordered by deadline (ms, monotonic). Each record
  * knows its heap index, so cancel and re-arm are O(log n) without searching; the nearest
- * deadline is the root and bounds driver_turn()'s wait. */
+ * deadline is the root and bounds evio_driver_turn()'s wait. */
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -9,7 +9,7 @@
 
 #define ARITY 4
 
-uint64_t driver_now_ms(void)
+uint64_t evio_now_ms(void)
 {
         struct timespec ts;
 
@@ -17,25 +17,25 @@ uint64_t driver_now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-void timer_init(struct timer *t, timer_fn *fn, void *arg)
+void evio_timer_init(struct evio_timer *t, evio_timer_fn *fn, void *arg)
 {
-        *t = (struct timer){.heap_index = SIZE_MAX, .fn = fn, .arg = arg};
+        *t = (struct evio_timer){.heap_index = SIZE_MAX, .fn = fn, .arg = arg};
 }
 
-bool timer_armed(const struct timer *t)
+bool evio_timer_armed(const struct evio_timer *t)
 {
         return t->heap_index != SIZE_MAX;
 }
 
-static void place(struct timer_heap *th, size_t i, struct timer *t)
+static void place(struct evio__timer_heap *th, size_t i, struct evio_timer *t)
 {
         th->items[i] = t;
         t->heap_index = i;
 }
 
-static void sift_up(struct timer_heap *th, size_t i)
+static void sift_up(struct evio__timer_heap *th, size_t i)
 {
-        struct timer *t = th->items[i];
+        struct evio_timer *t = th->items[i];
 
         while (i > 0) {
                 size_t parent = (i - 1) / ARITY;
@@ -47,9 +47,9 @@ static void sift_up(struct timer_heap *th, size_t i)
         place(th, i, t);
 }
 
-static void sift_down(struct timer_heap *th, size_t i)
+static void sift_down(struct evio__timer_heap *th, size_t i)
 {
-        struct timer *t = th->items[i];
+        struct evio_timer *t = th->items[i];
 
         for (;;) {
                 size_t first = i * ARITY + 1, best = i;
@@ -69,9 +69,9 @@ static void sift_down(struct timer_heap *th, size_t i)
         place(th, i, t);
 }
 
-static void heap_remove(struct timer_heap *th, size_t i)
+static void heap_remove(struct evio__timer_heap *th, size_t i)
 {
-        struct timer *last = th->items[--th->n];
+        struct evio_timer *last = th->items[--th->n];
 
         th->items[i]->heap_index = SIZE_MAX;
         if (i == th->n)
@@ -81,11 +81,11 @@ static void heap_remove(struct timer_heap *th, size_t i)
         sift_down(th, last->heap_index);
 }
 
-int timer_arm(struct driver *d, struct timer *t, uint64_t deadline_ms)
+int evio_timer_arm(struct evio_driver *d, struct evio_timer *t, uint64_t deadline_ms)
 {
-        struct timer_heap *th = &d->timers;
+        struct evio__timer_heap *th = &d->timers;
 
-        if (timer_armed(t)) {
+        if (evio_timer_armed(t)) {
                 t->deadline_ms = deadline_ms;
                 sift_up(th, t->heap_index);
                 sift_down(th, t->heap_index);
@@ -93,7 +93,7 @@ int timer_arm(struct driver *d, struct timer *t, uint64_t deadline_ms)
         }
         if (th->n == th->cap) {
                 size_t cap = th->cap ? th->cap * 2 : 64;
-                struct timer **items = realloc(th->items, cap * sizeof(*items));
+                struct evio_timer **items = realloc(th->items, cap * sizeof(*items));
                 if (!items)
                         return -ENOMEM;
                 th->items = items;
@@ -105,25 +105,25 @@ int timer_arm(struct driver *d, struct timer *t, uint64_t deadline_ms)
         return 0;
 }
 
-void timer_cancel(struct driver *d, struct timer *t)
+void evio_timer_cancel(struct evio_driver *d, struct evio_timer *t)
 {
-        if (timer_armed(t))
+        if (evio_timer_armed(t))
                 heap_remove(&d->timers, t->heap_index);
 }
 
-struct timer *timer_heap_peek(const struct timer_heap *th)
+struct evio_timer *evio__timer_heap_peek(const struct evio__timer_heap *th)
 {
         return th->n ? th->items[0] : NULL;
 }
 
 /* Fire every timer due at now_ms, earliest first. A callback may arm timers again; one re-armed
  * in the past waits for the next turn, so this loop is bounded by the timers due on entry. */
-size_t timer_heap_fire(struct timer_heap *th, uint64_t now_ms)
+size_t evio__timer_heap_fire(struct evio__timer_heap *th, uint64_t now_ms)
 {
         size_t budget = th->n, fired = 0;
 
         while (fired < budget && th->n && th->items[0]->deadline_ms <= now_ms) {
-                struct timer *t = th->items[0];
+                struct evio_timer *t = th->items[0];
                 heap_remove(th, 0);
                 fired++;
                 t->fn(t, t->arg);
@@ -131,10 +131,10 @@ size_t timer_heap_fire(struct timer_heap *th, uint64_t now_ms)
         return fired;
 }
 
-void timer_heap_free(struct timer_heap *th)
+void evio__timer_heap_free(struct evio__timer_heap *th)
 {
         for (size_t i = 0; i < th->n; i++)
                 th->items[i]->heap_index = SIZE_MAX;
         free(th->items);
-        *th = (struct timer_heap){0};
+        *th = (struct evio__timer_heap){0};
 }

@@ -7,14 +7,14 @@
 
 #include "internal.h"
 
-int wake_token_open(void)
+int evio__wake_token_open(void)
 {
         int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
         return fd == -1 ? -errno : fd;
 }
 
-int wake_token_signal(int fd)
+int evio__wake_token_signal(int fd)
 {
         uint64_t one = 1;
 
@@ -24,7 +24,7 @@ int wake_token_signal(int fd)
         return errno == EAGAIN ? 0 : -errno;
 }
 
-void wake_token_drain(int fd)
+void evio__wake_token_drain(int fd)
 {
         uint64_t v;
 

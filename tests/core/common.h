@@ -19,10 +19,10 @@ static inline void make_pipe(int p[2])
 }
 
 /* Turn until *flag is set or the budget of turns (each at most 100 ms) runs out. */
-static inline bool turn_until(struct driver *d, volatile bool *flag, int max_turns)
+static inline bool turn_until(struct evio_driver *d, volatile bool *flag, int max_turns)
 {
         for (int i = 0; i < max_turns && !*flag; i++)
-                driver_turn(d, 100);
+                evio_driver_turn(d, 100);
         return *flag;
 }
 

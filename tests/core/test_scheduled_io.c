@@ -9,66 +9,68 @@
 
 #include "internal.h"
 
-static struct scheduled_io *new_io(void)
+static struct evio_scheduled_io *new_io(void)
 {
-        struct scheduled_io *io = malloc(sizeof(*io));
+        struct evio_scheduled_io *io = malloc(sizeof(*io));
         assert_non_null(io);
-        sio_init(io, -1, INTEREST_READABLE | INTEREST_WRITABLE, NULL);
+        evio__sio_init(io, -1, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL);
         return io;
 }
 
-static void free_io(struct scheduled_io *io)
+static void free_io(struct evio_scheduled_io *io)
 {
         free(io);
 }
 
 static void test_readiness_after_snapshot_survives_clear(void **state)
 {
-        struct scheduled_io *io = new_io();
-        sio_set_readiness(io, READY_READABLE);
-        struct ready_event ev = sio_ready(io, INTEREST_READABLE);
-        assert_int_equal(ev.ready, READY_READABLE);
+        struct evio_scheduled_io *io = new_io();
+        evio__sio_set_readiness(io, EVIO_READY_READABLE);
+        struct evio_ready_event ev = evio_sio_ready(io, EVIO_INTEREST_READABLE);
+        assert_int_equal(ev.ready, EVIO_READY_READABLE);
         /* The driver sets readiness again while the consumer does its I/O. */
-        sio_set_readiness(io, READY_READABLE);
-        assert_false(sio_clear_readiness(io, ev));
-        assert_int_equal(sio_ready(io, INTEREST_READABLE).ready, READY_READABLE);
+        evio__sio_set_readiness(io, EVIO_READY_READABLE);
+        assert_false(evio_sio_clear_readiness(io, ev));
+        assert_int_equal(evio_sio_ready(io, EVIO_INTEREST_READABLE).ready, EVIO_READY_READABLE);
         free_io(io);
 }
 
 static void test_clear_removes_only_snapshot_bits(void **state)
 {
-        struct scheduled_io *io = new_io();
-        sio_set_readiness(io, READY_READABLE | READY_WRITABLE);
-        struct ready_event ev = sio_ready(io, INTEREST_READABLE);
-        assert_int_equal(ev.ready, READY_READABLE);
-        assert_true(sio_clear_readiness(io, ev));
-        assert_int_equal(sio_ready(io, INTEREST_READABLE).ready, 0);
-        assert_int_equal(sio_ready(io, INTEREST_WRITABLE).ready, READY_WRITABLE);
+        struct evio_scheduled_io *io = new_io();
+        evio__sio_set_readiness(io, EVIO_READY_READABLE | EVIO_READY_WRITABLE);
+        struct evio_ready_event ev = evio_sio_ready(io, EVIO_INTEREST_READABLE);
+        assert_int_equal(ev.ready, EVIO_READY_READABLE);
+        assert_true(evio_sio_clear_readiness(io, ev));
+        assert_int_equal(evio_sio_ready(io, EVIO_INTEREST_READABLE).ready, 0);
+        assert_int_equal(evio_sio_ready(io, EVIO_INTEREST_WRITABLE).ready, EVIO_READY_WRITABLE);
         free_io(io);
 }
 
 static void test_closed_bits_are_sticky(void **state)
 {
-        struct scheduled_io *io = new_io();
-        sio_set_readiness(io, READY_READABLE | READY_READ_CLOSED | READY_WRITE_CLOSED);
-        struct ready_event ev = sio_ready(io, INTEREST_READABLE | INTEREST_WRITABLE);
-        assert_true(sio_clear_readiness(io, ev));
-        ev = sio_ready(io, INTEREST_READABLE | INTEREST_WRITABLE);
-        assert_int_equal(ev.ready, READY_READ_CLOSED | READY_WRITE_CLOSED);
+        struct evio_scheduled_io *io = new_io();
+        evio__sio_set_readiness(io, EVIO_READY_READABLE | EVIO_READY_READ_CLOSED |
+                                        EVIO_READY_WRITE_CLOSED);
+        struct evio_ready_event ev =
+            evio_sio_ready(io, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE);
+        assert_true(evio_sio_clear_readiness(io, ev));
+        ev = evio_sio_ready(io, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE);
+        assert_int_equal(ev.ready, EVIO_READY_READ_CLOSED | EVIO_READY_WRITE_CLOSED);
         free_io(io);
 }
 
 static void stale_after(unsigned events)
 {
-        struct scheduled_io *io = new_io();
-        sio_set_readiness(io, READY_READABLE);
-        struct ready_event stale = sio_ready(io, INTEREST_READABLE);
+        struct evio_scheduled_io *io = new_io();
+        evio__sio_set_readiness(io, EVIO_READY_READABLE);
+        struct evio_ready_event stale = evio_sio_ready(io, EVIO_INTEREST_READABLE);
         for (unsigned i = 0; i < events; i++)
-                sio_set_readiness(io, READY_READABLE);
+                evio__sio_set_readiness(io, EVIO_READY_READABLE);
         /* A truncated (8- or 16-bit) tick would match again here and wipe fresh readiness. */
-        assert_false(sio_clear_readiness(io, stale));
-        assert_int_equal(sio_ready(io, INTEREST_READABLE).ready, READY_READABLE);
-        assert_int_equal(sio_tick(io), stale.tick + events);
+        assert_false(evio_sio_clear_readiness(io, stale));
+        assert_int_equal(evio_sio_ready(io, EVIO_INTEREST_READABLE).ready, EVIO_READY_READABLE);
+        assert_int_equal(evio__sio_tick(io), stale.tick + events);
         free_io(io);
 }
 
@@ -88,17 +90,17 @@ static void test_stale_snapshot_after_65536(void **state)
 
 static void test_shutdown_bit_survives_clear(void **state)
 {
-        struct scheduled_io *io = new_io();
-        sio_set_readiness(io, READY_READABLE);
-        sio_set_shutdown(io);
-        struct ready_event ev = sio_ready(io, INTEREST_READABLE);
+        struct evio_scheduled_io *io = new_io();
+        evio__sio_set_readiness(io, EVIO_READY_READABLE);
+        evio__sio_set_shutdown(io);
+        struct evio_ready_event ev = evio_sio_ready(io, EVIO_INTEREST_READABLE);
         assert_true(ev.is_shutdown);
-        assert_true(sio_clear_readiness(io, ev));
-        assert_true(sio_ready(io, INTEREST_READABLE).is_shutdown);
-        assert_int_equal(sio_poll_ready(io, DIRECTION_READ, NULL, &ev), -ESHUTDOWN);
+        assert_true(evio_sio_clear_readiness(io, ev));
+        assert_true(evio_sio_ready(io, EVIO_INTEREST_READABLE).is_shutdown);
+        assert_int_equal(evio_sio_poll_ready(io, EVIO_DIRECTION_READ, NULL, &ev), -ESHUTDOWN);
         /* Setting readiness later keeps it too. */
-        sio_set_readiness(io, READY_WRITABLE);
-        assert_true(sio_ready(io, INTEREST_WRITABLE).is_shutdown);
+        evio__sio_set_readiness(io, EVIO_READY_WRITABLE);
+        assert_true(evio_sio_ready(io, EVIO_INTEREST_WRITABLE).is_shutdown);
         free_io(io);
 }
 
@@ -116,46 +118,46 @@ static void record_wake(void *arg, uint32_t ready)
 
 static void test_poll_ready_installs_waker(void **state)
 {
-        struct scheduled_io *io = new_io();
+        struct evio_scheduled_io *io = new_io();
         struct wake_log log = {0};
-        struct waker w = {record_wake, &log};
-        struct ready_event ev;
+        struct evio_waker w = {record_wake, &log};
+        struct evio_ready_event ev;
 
-        assert_int_equal(sio_poll_ready(io, DIRECTION_READ, &w, &ev), -EAGAIN);
-        sio_wake(io, sio_set_readiness(io, READY_WRITABLE));
+        assert_int_equal(evio_sio_poll_ready(io, EVIO_DIRECTION_READ, &w, &ev), -EAGAIN);
+        evio__sio_wake(io, evio__sio_set_readiness(io, EVIO_READY_WRITABLE));
         assert_int_equal(log.calls, 0); /* write readiness does not wake the reader */
-        sio_wake(io, sio_set_readiness(io, READY_READABLE));
+        evio__sio_wake(io, evio__sio_set_readiness(io, EVIO_READY_READABLE));
         assert_int_equal(log.calls, 1);
-        assert_true(log.ready & READY_READABLE);
-        assert_int_equal(sio_poll_ready(io, DIRECTION_READ, NULL, &ev), 0);
-        assert_true(ev.ready & READY_READABLE);
+        assert_true(log.ready & EVIO_READY_READABLE);
+        assert_int_equal(evio_sio_poll_ready(io, EVIO_DIRECTION_READ, NULL, &ev), 0);
+        assert_true(ev.ready & EVIO_READY_READABLE);
         free_io(io);
 }
 
 static void test_same_waker_both_directions_called_once(void **state)
 {
-        struct scheduled_io *io = new_io();
+        struct evio_scheduled_io *io = new_io();
         struct wake_log log = {0};
-        struct waker w = {record_wake, &log};
+        struct evio_waker w = {record_wake, &log};
 
-        sio_set_waker(io, DIRECTION_READ, &w);
-        sio_set_waker(io, DIRECTION_WRITE, &w);
-        sio_wake(io, sio_set_readiness(io, READY_READABLE | READY_WRITABLE));
+        evio_sio_set_waker(io, EVIO_DIRECTION_READ, &w);
+        evio_sio_set_waker(io, EVIO_DIRECTION_WRITE, &w);
+        evio__sio_wake(io, evio__sio_set_readiness(io, EVIO_READY_READABLE | EVIO_READY_WRITABLE));
         assert_int_equal(log.calls, 1);
-        assert_int_equal(log.ready, READY_READABLE | READY_WRITABLE);
+        assert_int_equal(log.ready, EVIO_READY_READABLE | EVIO_READY_WRITABLE);
         free_io(io);
 }
 
 static void test_released_record_has_no_wakers(void **state)
 {
-        struct scheduled_io *io = new_io();
+        struct evio_scheduled_io *io = new_io();
         struct wake_log log = {0};
-        struct waker w = {record_wake, &log};
+        struct evio_waker w = {record_wake, &log};
 
-        sio_set_waker(io, DIRECTION_READ, &w);
-        sio_release(io);
-        sio_set_waker(io, DIRECTION_READ, &w); /* too late: stays released */
-        sio_wake(io, sio_set_readiness(io, READY_READABLE));
+        evio_sio_set_waker(io, EVIO_DIRECTION_READ, &w);
+        evio__sio_release(io);
+        evio_sio_set_waker(io, EVIO_DIRECTION_READ, &w); /* too late: stays released */
+        evio__sio_wake(io, evio__sio_set_readiness(io, EVIO_READY_READABLE));
         assert_int_equal(log.calls, 0);
         free_io(io);
 }

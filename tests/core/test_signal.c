@@ -29,43 +29,43 @@ static void *bystander(void *arg)
         return NULL;
 }
 
-static uint64_t turn_and_take(struct driver *d, uint64_t want)
+static uint64_t turn_and_take(struct evio_driver *d, uint64_t want)
 {
         uint64_t got = 0;
         for (int i = 0; i < 50 && (got & want) != want; i++) {
-                driver_turn(d, 100);
-                got |= driver_take_signals(d);
+                evio_driver_turn(d, 100);
+                got |= evio_driver_take_signals(d);
         }
         return got;
 }
 
 static void test_signals_reported_once(void **state)
 {
-        struct driver *d;
+        struct evio_driver *d;
         sigset_t set;
         pthread_t th;
         struct sigaction sa;
 
-        assert_int_equal(driver_new(&d, NULL), 0);
+        assert_int_equal(evio_driver_new(&d, NULL), 0);
         sigemptyset(&set);
         sigaddset(&set, SIGHUP);
         sigaddset(&set, SIGTERM);
-        assert_int_equal(driver_enable_signals(d, &set), 0);
+        assert_int_equal(evio_driver_enable_signals(d, &set), 0);
         assert_int_equal(pthread_create(&th, NULL, bystander, NULL), 0);
 
         assert_int_equal(kill(getpid(), SIGHUP), 0);
         assert_int_equal(kill(getpid(), SIGTERM), 0);
         assert_int_equal(turn_and_take(d, BIT(SIGHUP) | BIT(SIGTERM)), BIT(SIGHUP) | BIT(SIGTERM));
         /* Reported once: nothing more on the next turns. */
-        driver_turn(d, 50);
-        assert_int_equal(driver_take_signals(d), 0);
+        evio_driver_turn(d, 50);
+        assert_int_equal(evio_driver_take_signals(d), 0);
 
         /* Two of a kind before a turn are one report. */
         kill(getpid(), SIGHUP);
         kill(getpid(), SIGHUP);
         assert_int_equal(turn_and_take(d, BIT(SIGHUP)), BIT(SIGHUP));
-        driver_turn(d, 50);
-        assert_int_equal(driver_take_signals(d), 0);
+        evio_driver_turn(d, 50);
+        assert_int_equal(evio_driver_take_signals(d), 0);
 
         /* No handler was installed: the disposition is still the default. */
         assert_int_equal(sigaction(SIGHUP, NULL, &sa), 0);
@@ -76,7 +76,7 @@ static void test_signals_reported_once(void **state)
         atomic_store(&stop_thread, 1);
         pthread_join(th, NULL);
         assert_true(atomic_load(&thread_saw_blocked));
-        driver_free(d);
+        evio_driver_free(d);
 }
 
 int main(void)

@@ -141,7 +141,7 @@ static void test_passive_backoff(void **state)
         struct gen *g = make("health = { fails = 2; backoff = 0.2; backoff_max = 0.35; };");
         struct route *r = &g->routes[0];
         struct upstream_pick p;
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         fail_server(r, 0);
         assert_true(health_is_up(r, 0));
@@ -194,7 +194,7 @@ static void test_active_check(void **state)
 {
         struct gen *g = make("health = { fails = 2; backoff = 600; };");
         struct route *r = &g->routes[0];
-        uint64_t now = driver_now_ms();
+        uint64_t now = evio_now_ms();
 
         health_report_check(r, 1, -ECONNREFUSED, now);
         health_report_check(r, 1, -ECONNREFUSED, now);

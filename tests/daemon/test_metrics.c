@@ -128,7 +128,7 @@ static void test_exposition(void **state)
                                          NULL, &c, NULL),
                          0);
         assert_int_equal(gen_new(c, NULL, &d.gen), 0);
-        assert_int_equal(driver_new(&d.drv, NULL), 0);
+        assert_int_equal(evio_driver_new(&d.drv, NULL), 0);
         r = &d.gen->routes[0];
         atomic_store(&r->st->accepted, 7);
         atomic_store(&r->st->refused_acl, 2);
@@ -167,7 +167,7 @@ static void test_exposition(void **state)
                 line = nl + 1;
         }
         mbuf_free(&b);
-        driver_free(d.drv);
+        evio_driver_free(d.drv);
         gen_unref(d.gen);
 }
 

@@ -21,10 +21,10 @@
 #define BUF_SIZE 65536
 
 struct rig {
-        struct driver *d;
+        struct evio_driver *d;
         int sv_src[2]; /* [0] the peer writes, [1] the pump reads */
         int sv_dst[2]; /* [0] the pump writes, [1] the peer reads */
-        struct scheduled_io *src_io, *dst_io;
+        struct evio_scheduled_io *src_io, *dst_io;
         struct pipe_pool pipes;
         struct buf_pool bufs;
         struct pump p;
@@ -34,16 +34,18 @@ struct rig {
 static void rig_init(struct rig *r, bool copy)
 {
         memset(r, 0, sizeof(*r));
-        assert_int_equal(driver_new(&r->d, NULL), 0);
+        assert_int_equal(evio_driver_new(&r->d, NULL), 0);
         assert_int_equal(
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, r->sv_src), 0);
         assert_int_equal(
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, r->sv_dst), 0);
-        assert_int_equal(handle_register(driver_handle(r->d), r->sv_src[1],
-                                         INTEREST_READABLE | INTEREST_WRITABLE, NULL, &r->src_io),
+        assert_int_equal(evio_handle_register(evio_driver_handle(r->d), r->sv_src[1],
+                                              EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL,
+                                              &r->src_io),
                          0);
-        assert_int_equal(handle_register(driver_handle(r->d), r->sv_dst[0],
-                                         INTEREST_READABLE | INTEREST_WRITABLE, NULL, &r->dst_io),
+        assert_int_equal(evio_handle_register(evio_driver_handle(r->d), r->sv_dst[0],
+                                              EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL,
+                                              &r->dst_io),
                          0);
         pipe_pool_init(&r->pipes, BUF_SIZE, 4);
         buf_pool_init(&r->bufs, BUF_SIZE, 4);
@@ -55,15 +57,15 @@ static void rig_init(struct rig *r, bool copy)
 static void rig_free(struct rig *r)
 {
         pump_release(&r->p, &r->pipes, &r->bufs);
-        handle_deregister(driver_handle(r->d), r->src_io);
-        handle_deregister(driver_handle(r->d), r->dst_io);
+        evio_handle_deregister(evio_driver_handle(r->d), r->src_io);
+        evio_handle_deregister(evio_driver_handle(r->d), r->dst_io);
         for (int i = 0; i < 2; i++) {
                 close(r->sv_src[i]);
                 close(r->sv_dst[i]);
         }
         pipe_pool_destroy(&r->pipes);
         buf_pool_destroy(&r->bufs);
-        driver_free(r->d);
+        evio_driver_free(r->d);
 }
 
 static uint8_t pattern(size_t i)
@@ -73,7 +75,7 @@ static uint8_t pattern(size_t i)
 
 static enum pump_status step(struct rig *r)
 {
-        driver_turn(r->d, 10);
+        evio_driver_turn(r->d, 10);
         return pump_run(&r->p, &r->x, &r->pipes, &r->bufs);
 }
 

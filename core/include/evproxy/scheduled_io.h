@@ -1,16 +1,18 @@
-/* The consumer's side of one registered resource (struct scheduled_io, owned by the driver).
- * Pattern: take a snapshot with sio_poll_ready(); do I/O until EAGAIN; then hand the snapshot
- * to sio_clear_readiness(), which clears only if no newer readiness arrived meanwhile. */
+/* The consumer's side of one registered resource (struct evio_scheduled_io, owned by the driver).
+ * Pattern: take a snapshot with evio_sio_poll_ready(); do I/O until EAGAIN; then hand the snapshot
+ * to evio_sio_clear_readiness(), which clears only if no newer readiness arrived meanwhile. */
 #ifndef EVPROXY_SCHEDULED_IO_H
 #define EVPROXY_SCHEDULED_IO_H
 
+#include "api.h"
+
 #include "ready.h"
 
-struct scheduled_io;
+struct evio_scheduled_io;
 
 /* A waker: called by the driver, on the driver's thread, with the new Ready bits, outside any
  * lock. Wakers are persistent: one stays set until replaced or the resource is deregistered. */
-struct waker {
+struct evio_waker {
         void (*fn)(void *arg, uint32_t ready);
         void *arg;
 };
@@ -18,20 +20,22 @@ struct waker {
 /* Snapshot of readiness for a direction. Returns 0 when some bit is set (ev filled),
  * -EAGAIN when none is (and, if w is not NULL, installs w as that direction's waker),
  * -ESHUTDOWN once the driver was shut down. */
-int sio_poll_ready(struct scheduled_io *io, enum direction dir, const struct waker *w,
-                   struct ready_event *ev);
+EVIO_API int evio_sio_poll_ready(struct evio_scheduled_io *io, enum evio_direction dir,
+                                 const struct evio_waker *w, struct evio_ready_event *ev);
 
 /* Snapshot for an interest without touching wakers. */
-struct ready_event sio_ready(const struct scheduled_io *io, uint32_t interest);
+EVIO_API struct evio_ready_event evio_sio_ready(const struct evio_scheduled_io *io,
+                                                uint32_t interest);
 
 /* Clear ev.ready, unless the tick moved since ev was taken. Never clears READ_CLOSED,
  * WRITE_CLOSED or the shutdown bit. Returns true if it cleared. */
-bool sio_clear_readiness(struct scheduled_io *io, struct ready_event ev);
+EVIO_API bool evio_sio_clear_readiness(struct evio_scheduled_io *io, struct evio_ready_event ev);
 
 /* Install (or with w == NULL remove) the persistent waker of one direction. */
-void sio_set_waker(struct scheduled_io *io, enum direction dir, const struct waker *w);
+EVIO_API void evio_sio_set_waker(struct evio_scheduled_io *io, enum evio_direction dir,
+                                 const struct evio_waker *w);
 
 /* The file descriptor this record was registered for. */
-int sio_fd(const struct scheduled_io *io);
+EVIO_API int evio_sio_fd(const struct evio_scheduled_io *io);
 
 #endif
