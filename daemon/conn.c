@@ -76,13 +76,6 @@ const char *conn_end_name(enum conn_end end)
         return end < sizeof(end_names) / sizeof(end_names[0]) ? end_names[end] : "error";
 }
 
-static uint64_t secs_to_ms(double s)
-{
-        if (s <= 0)
-                return 0;
-        return s * 1000.0 < 1.0 ? 1 : (uint64_t)(s * 1000.0 + 0.5);
-}
-
 static const struct cfg_route *conn_route(const struct conn *c)
 {
         return c->l->route->cfg;
@@ -160,7 +153,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         pump_release(&c->up, &w->pipes, &w->bufs);
         pump_release(&c->down, &w->pipes, &w->bufs);
         conn_count_bytes(c);
-        upstream_release(c->l->route, &c->pick);
+        upstream_end(c->l->route, &c->pick);
         TAILQ_REMOVE(&w->conns, c, link);
         w->n_conns--;
         conn_limits_release(w, c->l);
@@ -216,7 +209,7 @@ static int conn_register(struct conn *c, int fd, struct evio_scheduled_io **io)
 static void conn_connected(struct conn *c)
 {
         struct worker *w = c->w;
-        uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
+        uint64_t idle_ms = conn_route(c)->idle_timeout_ms;
         int r = 0;
 
         evio_timer_cancel(w->drv, &c->timer);
@@ -242,7 +235,7 @@ static void conn_connected(struct conn *c)
 
 static int conn_wait_connect(struct conn *c)
 {
-        uint64_t ms = secs_to_ms(conn_route(c)->connect_timeout);
+        uint64_t ms = conn_route(c)->connect_timeout_ms;
         int r;
 
         r = conn_register(c, c->ufd, &c->uio);
@@ -263,7 +256,7 @@ static void conn_drop_upstream(struct conn *c)
 static void conn_connect_next(struct conn *c, int r)
 {
         struct route *rt = c->l->route;
-        char client[ADDR_STRLEN], server[ADDR_STRLEN];
+        char client[ADDR_STRLEN];
         const struct cfg_addr *a;
 
         while ((a = upstream_next(rt, &c->pick))) {
@@ -288,9 +281,10 @@ static void conn_connect_next(struct conn *c, int r)
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
-        log_warning_errno(r, "route %s: client %s: no upstream reachable (%zu tried, last %s)",
-                          rt->cfg->name, client, rt->cfg->n_upstreams,
-                          conn_upstream_text(c, server, sizeof(server)));
+        /* "last" is the server whose failure r reports; '-' when the route has none. */
+        log_warning_errno(r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
+                          rt->cfg->name, client, c->pick.tried,
+                          c->pick.current < 0 ? "-" : rt->cfg->upstreams[c->pick.current].text);
         conn_close(c, END_CONNECT_FAILED, false, false);
 }
 
@@ -346,7 +340,7 @@ static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct p
 /* Idle check when the timer fires; true if the connection was closed. */
 static bool conn_idle_expired(struct conn *c)
 {
-        uint64_t idle_ms = secs_to_ms(conn_route(c)->idle_timeout);
+        uint64_t idle_ms = conn_route(c)->idle_timeout_ms;
         uint64_t now = evio_now_ms();
 
         if (!idle_ms)
@@ -499,7 +493,7 @@ static void conn_run_proxy_header(struct conn *c)
 
 static void conn_wait_header(struct conn *c)
 {
-        uint64_t ms = secs_to_ms(conn_route(c)->proxy_protocol_timeout);
+        uint64_t ms = conn_route(c)->proxy_protocol_timeout_ms;
         int r;
 
         c->state = CONN_PROXY_HEADER;

@@ -165,7 +165,7 @@ static void daemon_on_stop_signal(struct daemon *d)
         switch (d->phase) {
         case DAEMON_RUNNING:
                 log_notice("stopping: no new connections; draining %u connections for up to %gs",
-                           atomic_load(&d->active), d->gen->cfg->drain_timeout);
+                           atomic_load(&d->active), (double)d->gen->cfg->drain_timeout_ms / 1000.0);
                 d->phase = DAEMON_DRAINING;
                 daemon_notify_stopping(d);
                 for (unsigned i = 0; i < d->n_workers; i++)

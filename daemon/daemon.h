@@ -26,7 +26,7 @@ struct health_checker;
  * a route of this name: a reload hands them on, so limits and metrics stay exact while
  * connections accepted under the old configuration finish. Put new per-route counters here. */
 struct route_stats {
-        char name[64];
+        char name[CFG_ROUTE_NAME_MAX + 1];
         atomic_uint refs;
         atomic_uint active;  /* open client connections */
         atomic_uint rr_next; /* round-robin cursor */

@@ -7,11 +7,6 @@
 #include "log.h"
 #include "upstream.h"
 
-static uint64_t health_ms(double s)
-{
-        return s <= 0.001 ? 1 : (uint64_t)(s * 1000.0 + 0.5);
-}
-
 static struct upstream_server *server(const struct route *r, unsigned i)
 {
         return r->servers[i];
@@ -65,7 +60,7 @@ static void health_count_failure(struct route *r, unsigned i, uint64_t now_ms, c
 {
         const struct cfg_health *h = &r->cfg->health;
         struct upstream_server *s = server(r, i);
-        uint64_t backoff = health_ms(h->backoff);
+        uint64_t backoff = h->backoff_ms;
         unsigned fails;
         bool was_down = false;
 
@@ -85,7 +80,7 @@ void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t
 {
         const struct cfg_health *h = &r->cfg->health;
         struct upstream_server *s = server(r, i);
-        uint64_t backoff, max = health_ms(h->backoff_max);
+        uint64_t backoff, max = h->backoff_max_ms;
 
         if (result == 0) {
                 health_up(r, i, probe ? "probe connected" : "connected");
@@ -100,7 +95,7 @@ void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t
         if (backoff > max)
                 backoff = max;
         if (backoff == 0)
-                backoff = health_ms(h->backoff);
+                backoff = h->backoff_ms;
         atomic_store(&s->backoff_ms, backoff);
         atomic_store(&s->retry_ms, now_ms + backoff);
         log_debug("route %s: upstream %s still down; next probe in %gs", r->cfg->name,

@@ -33,11 +33,6 @@ struct health_checker {
         size_t n;
 };
 
-static uint64_t ms_of(double s)
-{
-        return s < 0.001 ? 1 : (uint64_t)(s * 1000.0 + 0.5);
-}
-
 static void probe_end_connect(struct probe *p)
 {
         struct evio_driver *drv = p->hc->d->drv;
@@ -63,8 +58,7 @@ static void probe_done(struct probe *p, int result)
                 log_debug_errno(result, "route %s: health check of %s", p->r->cfg->name, a->text);
         if (!upstream_error_is_local(result))
                 health_report_check(p->r, p->idx, result, now);
-        if (evio_timer_arm(p->hc->d->drv, &p->timer,
-                           now + ms_of(p->r->cfg->health.check_interval)) < 0)
+        if (evio_timer_arm(p->hc->d->drv, &p->timer, now + p->r->cfg->health.check_interval_ms) < 0)
                 log_warning("route %s: health check of %s stopped: out of memory", p->r->cfg->name,
                             a->text);
 }
@@ -82,8 +76,9 @@ static void probe_timer(struct evio_timer *t, void *arg)
         struct probe *p = arg;
         const struct cfg_route *rc = p->r->cfg;
         const struct evio_waker wk = {.fn = probe_wake, .arg = p};
-        double wait = rc->connect_timeout < rc->health.check_interval ? rc->connect_timeout
-                                                                      : rc->health.check_interval;
+        uint64_t wait = rc->connect_timeout_ms < rc->health.check_interval_ms
+                            ? rc->connect_timeout_ms
+                            : rc->health.check_interval_ms;
         int r;
 
         if (p->fd >= 0) { /* connect deadline */
@@ -95,7 +90,7 @@ static void probe_timer(struct evio_timer *t, void *arg)
                 r = evio_handle_register(evio_driver_handle(p->hc->d->drv), p->fd,
                                          EVIO_INTEREST_WRITABLE, &wk, &p->io);
                 if (r == 0)
-                        r = evio_timer_arm(p->hc->d->drv, &p->timer, evio_now_ms() + ms_of(wait));
+                        r = evio_timer_arm(p->hc->d->drv, &p->timer, evio_now_ms() + wait);
                 if (r == 0)
                         return;
         }
@@ -121,7 +116,7 @@ static size_t count_probes(const struct gen *g)
         size_t n = 0;
 
         for (size_t i = 0; i < g->n_routes; i++) {
-                if (g->routes[i].cfg->health.check_interval > 0)
+                if (g->routes[i].cfg->health.check_interval_ms > 0)
                         n += g->routes[i].cfg->n_upstreams;
         }
         return n;
@@ -147,9 +142,9 @@ int health_check_start(struct daemon *d)
         d->checker = hc;
         for (size_t i = 0; i < hc->g->n_routes; i++) {
                 struct route *r = &hc->g->routes[i];
-                uint64_t every = ms_of(r->cfg->health.check_interval);
+                uint64_t every = r->cfg->health.check_interval_ms;
 
-                if (r->cfg->health.check_interval <= 0)
+                if (every == 0)
                         continue;
                 for (unsigned j = 0; j < r->cfg->n_upstreams; j++, k++) {
                         struct probe *p = &hc->probes[k];

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -104,9 +105,34 @@ void upstream_begin(struct route *r, struct upstream_pick *p)
 static void hold(struct route *r, struct upstream_pick *p, unsigned i, bool probe)
 {
         p->current = (int)i;
+        p->tried++;
         p->probe = probe;
         p->held = true;
         atomic_fetch_add_explicit(&r->servers[i]->active, 1, memory_order_relaxed);
+}
+
+static void mark_skipped(struct upstream_pick *p, unsigned i, unsigned n)
+{
+        if (i < 64) {
+                p->skipped |= UINT64_C(1) << i;
+                return;
+        }
+        if (!p->skipped_more && !p->more_lost) {
+                p->skipped_more = calloc((n - 64 + 63) / 64, sizeof(uint64_t));
+                p->more_lost = !p->skipped_more;
+        }
+        if (p->skipped_more)
+                p->skipped_more[(i - 64) / 64] |= UINT64_C(1) << ((i - 64) % 64);
+}
+
+static bool was_skipped(const struct upstream_pick *p, unsigned i)
+{
+        if (i < 64)
+                return p->skipped & (UINT64_C(1) << i);
+        if (p->more_lost)
+                return true;
+        return p->skipped_more &&
+               (p->skipped_more[(i - 64) / 64] & (UINT64_C(1) << ((i - 64) % 64)));
 }
 
 const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
@@ -121,7 +147,7 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                         enum health_claim hc;
 
                         if (p->pass == 1) {
-                                if (i < 64 && (p->skipped & (UINT64_C(1) << i))) {
+                                if (was_skipped(p, i)) {
                                         p->step++;
                                         hold(r, p, i, false);
                                         return &r->cfg->upstreams[i];
@@ -130,8 +156,7 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                         }
                         hc = health_claim(r, i, now);
                         if (hc == HEALTH_SKIP) {
-                                if (i < 64)
-                                        p->skipped |= UINT64_C(1) << i;
+                                mark_skipped(p, i, n);
                                 continue;
                         }
                         p->step++;
@@ -168,6 +193,13 @@ void upstream_release(struct route *r, struct upstream_pick *p)
                 return;
         p->held = false;
         atomic_fetch_sub_explicit(&r->servers[p->current]->active, 1, memory_order_relaxed);
+}
+
+void upstream_end(struct route *r, struct upstream_pick *p)
+{
+        upstream_release(r, p);
+        free(p->skipped_more);
+        p->skipped_more = NULL;
 }
 
 bool upstream_error_is_local(int r)

@@ -28,16 +28,21 @@ struct upstream_server {
 /* One connection's walk over the servers of its route. Pass 0 hands out, in ring order from
  * the server the balancing policy chose, the servers that are up (or due for a probe); pass 1
  * the ones pass 0 skipped as down, so a route whose servers are all down still tries them.
- * Each server is handed out at most once per walk (routes with more than 64 servers: servers
- * past the 64th that pass 0 skipped are not retried in pass 1). */
+ * Each server is handed out at most once per walk. The servers pass 0 skipped are kept as bits:
+ * in place for the first 64, in a bitmap allocated on the first skip past them (routes may have
+ * CFG_MAX_UPSTREAMS servers). Without memory for it, pass 1 hands out every server past the
+ * 64th that it did not remember as tried, so none is left out (one may be tried twice). */
 struct upstream_pick {
-        unsigned start;   /* first server of this walk */
-        unsigned step;    /* ring positions visited in this pass */
-        uint8_t pass;     /* 0 or 1; 2 = walk over */
-        bool held;        /* current holds one unit of its server's active count */
-        bool probe;       /* current is down and this walk probes it (health.h) */
-        int current;      /* index of the last one handed out, -1 before the first */
-        uint64_t skipped; /* pass 0: servers skipped as down (bit i = server i, i < 64) */
+        unsigned start;         /* first server of this walk */
+        unsigned step;          /* ring positions visited in this pass */
+        uint8_t pass;           /* 0 or 1; 2 = walk over */
+        bool held;              /* current holds one unit of its server's active count */
+        bool probe;             /* current is down and this walk probes it (health.h) */
+        bool more_lost;         /* no memory for skipped_more: pass 1 retries all servers >= 64 */
+        int current;            /* index of the last one handed out, -1 before the first */
+        unsigned tried;         /* servers handed out so far */
+        uint64_t skipped;       /* pass 0: servers skipped as down (bit i = server i, i < 64) */
+        uint64_t *skipped_more; /* the same for servers 64.. (bit i-64), or NULL */
 };
 
 void upstream_begin(struct route *r, struct upstream_pick *p);
@@ -46,8 +51,10 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p);
 /* Outcome of a connect to p->current (0 or -errno): counts failures, feeds health. A failure
  * also releases the server's load unit. */
 void upstream_report(struct route *r, struct upstream_pick *p, int result);
-/* The connection is over: release what it holds on its server. Idempotent. */
+/* Release what the walk holds on its current server. Idempotent. */
 void upstream_release(struct route *r, struct upstream_pick *p);
+/* The connection is over: release, and free what the walk allocated. Idempotent. */
+void upstream_end(struct route *r, struct upstream_pick *p);
 
 /* Start a non-blocking connect: 0 connected, -EINPROGRESS pending (wait for writable, then
  * upstream_connect_result()), or -errno. *fd_out is set whenever a socket was made. */

@@ -320,7 +320,7 @@ void worker_reload(struct worker *w, struct gen *g)
 
 static void worker_begin_drain(struct worker *w)
 {
-        uint64_t ms = (uint64_t)(w->gen->cfg->drain_timeout * 1000.0);
+        uint64_t ms = w->gen->cfg->drain_timeout_ms;
 
         if (w->draining)
                 return;

@@ -12,9 +12,7 @@
 #define CFG_MAX_FILE_SIZE  (4u << 20)
 #define CFG_MAX_ROUTES     4096
 #define CFG_MAX_LISTEN     256
-#define CFG_MAX_UPSTREAMS  1024
 #define CFG_MAX_CIDRS      65536
-#define CFG_ROUTE_NAME_MAX 63
 #define CFG_USER_NAME_MAX  32
 
 struct cfg_ctx {
@@ -47,8 +45,10 @@ int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
 int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s);
 int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
                  unsigned long long max, unsigned long long *out);
-int cfg_get_seconds(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
-                    double *out);
+/* A duration in seconds, checked against [min, max] seconds, stored in milliseconds (the
+ * rule is in config.h). */
+int cfg_get_duration(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
+                     uint64_t *out_ms);
 int cfg_get_bool(const struct cfg_ctx *ctx, const config_setting_t *s, bool *out);
 int cfg_get_string(const struct cfg_ctx *ctx, const config_setting_t *s, const char **out);
 /* words is NULL-terminated; *out is the index of the match. */

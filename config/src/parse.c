@@ -20,7 +20,7 @@ static void set_defaults(struct cfg *c)
 {
         c->workers = 0;
         c->max_connections = 10000;
-        c->drain_timeout = 30;
+        c->drain_timeout_ms = 30000;
         c->log_level = LOG_INFO;
         c->access_log = true;
         c->forwarding = CFG_FORWARD_SPLICE;
@@ -128,7 +128,7 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
                 c->max_connections = (unsigned)u;
         }
         if ((s = config_setting_get_member(root, "drain_timeout")) &&
-            (r = cfg_get_seconds(ctx, s, 0, 86400, &c->drain_timeout)) < 0)
+            (r = cfg_get_duration(ctx, s, 0, 86400, &c->drain_timeout_ms)) < 0)
                 return r;
         if ((s = config_setting_get_member(root, "log_level"))) {
                 if ((r = cfg_get_word(ctx, s, log_words, &w)) < 0)

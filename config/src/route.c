@@ -30,17 +30,17 @@ static const char *const proxy_words[] = {"off", "v1", "v2", NULL};
 static void set_defaults(struct cfg_route *r)
 {
         r->balance = CFG_BALANCE_ROUND_ROBIN;
-        r->connect_timeout = 5;
-        r->idle_timeout = 300;
+        r->connect_timeout_ms = 5000;
+        r->idle_timeout_ms = 300000;
         r->max_connections = 0;
         r->proxy_protocol = CFG_PROXY_OFF;
         r->accept_proxy_protocol = false;
-        r->proxy_protocol_timeout = 5;
+        r->proxy_protocol_timeout_ms = 5000;
         r->unix_mode = 0660;
         r->health.fails = 3;
-        r->health.backoff = 10;
-        r->health.backoff_max = 300;
-        r->health.check_interval = 0;
+        r->health.backoff_ms = 10000;
+        r->health.backoff_max_ms = 300000;
+        r->health.check_interval_ms = 0;
 }
 
 static int parse_name(const struct cfg_ctx *ctx, const config_setting_t *route, struct cfg_route *r)
@@ -167,18 +167,18 @@ static int parse_health(const struct cfg_ctx *ctx, const config_setting_t *s, st
                 h->fails = (unsigned)u;
         }
         if ((e = config_setting_get_member(s, "backoff")) &&
-            (r = cfg_get_seconds(ctx, e, 0.001, 86400, &h->backoff)) < 0)
+            (r = cfg_get_duration(ctx, e, 0.001, 86400, &h->backoff_ms)) < 0)
                 return r;
         max = config_setting_get_member(s, "backoff_max");
         if (!max) {
-                h->backoff_max = h->backoff > 300 ? h->backoff : 300;
+                h->backoff_max_ms = h->backoff_ms > 300000 ? h->backoff_ms : 300000;
                 return 0;
         }
-        if ((r = cfg_get_seconds(ctx, max, 0.001, 86400, &h->backoff_max)) < 0)
+        if ((r = cfg_get_duration(ctx, max, 0.001, 86400, &h->backoff_max_ms)) < 0)
                 return r;
-        if (h->backoff_max < h->backoff)
-                return cfg_fail(ctx, max, "%g seconds is less than backoff (%g)", h->backoff_max,
-                                h->backoff);
+        if (h->backoff_max_ms < h->backoff_ms)
+                return cfg_fail(ctx, max, "%g seconds is less than backoff (%g)",
+                                (double)h->backoff_max_ms / 1000.0, (double)h->backoff_ms / 1000.0);
         return 0;
 }
 
@@ -191,9 +191,9 @@ static int parse_health_check(const struct cfg_ctx *ctx, const config_setting_t 
 
         if ((r = cfg_get_group(ctx, s)) < 0 || (r = cfg_check_keys(ctx, s, keys)) < 0)
                 return r;
-        h->check_interval = 5;
+        h->check_interval_ms = 5000;
         if ((e = config_setting_get_member(s, "interval")))
-                return cfg_get_seconds(ctx, e, 0.001, 3600, &h->check_interval);
+                return cfg_get_duration(ctx, e, 0.001, 3600, &h->check_interval_ms);
         return 0;
 }
 
@@ -210,10 +210,10 @@ static int parse_options(const struct cfg_ctx *ctx, const config_setting_t *rout
                 r->balance = (enum cfg_balance)w;
         }
         if ((s = config_setting_get_member(route, "connect_timeout")) &&
-            (ret = cfg_get_seconds(ctx, s, 0.001, 3600, &r->connect_timeout)) < 0)
+            (ret = cfg_get_duration(ctx, s, 0.001, 3600, &r->connect_timeout_ms)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "idle_timeout")) &&
-            (ret = cfg_get_seconds(ctx, s, 0, 604800, &r->idle_timeout)) < 0)
+            (ret = cfg_get_duration(ctx, s, 0, 604800, &r->idle_timeout_ms)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "max_connections"))) {
                 if ((ret = cfg_get_uint(ctx, s, 0, 1000000, &u)) < 0)
@@ -229,7 +229,7 @@ static int parse_options(const struct cfg_ctx *ctx, const config_setting_t *rout
             (ret = cfg_get_bool(ctx, s, &r->accept_proxy_protocol)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "proxy_protocol_timeout")) &&
-            (ret = cfg_get_seconds(ctx, s, 0.001, 3600, &r->proxy_protocol_timeout)) < 0)
+            (ret = cfg_get_duration(ctx, s, 0.001, 3600, &r->proxy_protocol_timeout_ms)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "unix_mode")) &&
             (ret = parse_mode(ctx, s, &r->unix_mode)) < 0)

@@ -78,8 +78,8 @@ int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned 
         return 0;
 }
 
-int cfg_get_seconds(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
-                    double *out)
+int cfg_get_duration(const struct cfg_ctx *ctx, const config_setting_t *s, double min, double max,
+                     uint64_t *out_ms)
 {
         double v;
 
@@ -96,7 +96,9 @@ int cfg_get_seconds(const struct cfg_ctx *ctx, const config_setting_t *s, double
         }
         if (!isfinite(v) || v < min || v > max)
                 return cfg_fail(ctx, s, "%g seconds is out of range (%g..%g)", v, min, max);
-        *out = v;
+        *out_ms = (uint64_t)llround(v * 1000.0);
+        if (*out_ms == 0 && v > 0)
+                *out_ms = 1;
         return 0;
 }
 

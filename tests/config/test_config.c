@@ -99,7 +99,7 @@ static void test_defaults(void **state)
 
         assert_int_equal(c->workers, 0);
         assert_int_equal(c->max_connections, 10000);
-        assert_true(c->drain_timeout == 30);
+        assert_true(c->drain_timeout_ms == 30000);
         assert_int_equal(c->log_level, LOG_INFO);
         assert_true(c->access_log);
         assert_null(c->user);
@@ -112,20 +112,20 @@ static void test_defaults(void **state)
         assert_string_equal(r->listen[0].text, "127.0.0.1:8080");
         assert_int_equal(r->n_upstreams, 1);
         assert_int_equal(r->balance, CFG_BALANCE_ROUND_ROBIN);
-        assert_true(r->connect_timeout == 5);
-        assert_true(r->idle_timeout == 300);
+        assert_true(r->connect_timeout_ms == 5000);
+        assert_true(r->idle_timeout_ms == 300000);
         assert_int_equal(r->max_connections, 0);
         assert_int_equal(r->n_allow, 0);
         assert_null(r->allow);
         assert_int_equal(r->n_deny, 0);
         assert_int_equal(r->proxy_protocol, CFG_PROXY_OFF);
         assert_false(r->accept_proxy_protocol);
-        assert_true(r->proxy_protocol_timeout == 5);
+        assert_true(r->proxy_protocol_timeout_ms == 5000);
         assert_int_equal(r->unix_mode, 0660);
         assert_int_equal(r->health.fails, 3);
-        assert_true(r->health.backoff == 10);
-        assert_true(r->health.backoff_max == 300);
-        assert_true(r->health.check_interval == 0);
+        assert_true(r->health.backoff_ms == 10000);
+        assert_true(r->health.backoff_max_ms == 300000);
+        assert_true(r->health.check_interval_ms == 0);
         assert_int_equal(r->line, 1);
         cfg_free(c);
 }
@@ -160,7 +160,7 @@ static void test_every_setting(void **state)
         c = test_load_ok(text);
         assert_int_equal(c->workers, 4);
         assert_int_equal(c->max_connections, 500000);
-        assert_true(c->drain_timeout == 2.5);
+        assert_true(c->drain_timeout_ms == 2500);
         assert_int_equal(c->log_level, LOG_DEBUG);
         assert_true(c->access_log);
         assert_string_equal(c->user, "evproxy");
@@ -177,8 +177,8 @@ static void test_every_setting(void **state)
         assert_string_equal(r->listen[1].name, "web:tls");
         assert_int_equal(r->upstreams[1].kind, CFG_ADDR_ABSTRACT);
         assert_int_equal(r->balance, CFG_BALANCE_LEAST_CONN);
-        assert_true(r->connect_timeout == 0.25);
-        assert_true(r->idle_timeout == 0);
+        assert_true(r->connect_timeout_ms == 250);
+        assert_true(r->idle_timeout_ms == 0);
         assert_int_equal(r->max_connections, 1000000);
         assert_int_equal(r->n_allow, 3);
         assert_int_equal(r->allow[0].family, AF_INET);
@@ -193,17 +193,43 @@ static void test_every_setting(void **state)
         assert_int_equal(r->deny[0].prefix, 0);
         assert_int_equal(r->proxy_protocol, CFG_PROXY_V2);
         assert_true(r->accept_proxy_protocol);
-        assert_true(r->proxy_protocol_timeout == 1);
+        assert_true(r->proxy_protocol_timeout_ms == 1000);
         assert_int_equal(r->unix_mode, 0600);
         assert_int_equal(r->health.fails, 0);
-        assert_true(r->health.backoff == 600);
-        assert_true(r->health.backoff_max == 600); /* default follows a larger backoff */
-        assert_true(r->health.check_interval == 5);
+        assert_true(r->health.backoff_ms == 600000);
+        assert_true(r->health.backoff_max_ms == 600000); /* default follows a larger backoff */
+        assert_true(r->health.check_interval_ms == 5000);
         r = &c->routes[1];
         assert_int_equal(r->balance, CFG_BALANCE_RANDOM);
         assert_int_equal(r->proxy_protocol, CFG_PROXY_V1);
         assert_int_equal(r->upstreams[0].sa.ss_family, AF_INET6);
         cfg_free(c);
+}
+
+/* Durations are converted to milliseconds once, by one rule: nearest millisecond, and a
+ * positive value is never 0 (which would mean "none" for idle_timeout and drain_timeout). */
+static void test_durations_ms(void **state)
+{
+        static const struct {
+                const char *value;
+                uint64_t ms;
+        } cases[] = {{"0", 0},     {"0.0004", 1},    {"0.0015", 2},      {"2.5", 2500},
+                     {"1L", 1000}, {"0.9996", 1000}, {"86400", 86400000}};
+        char text[512];
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct cfg *c;
+
+                snprintf(
+                    text, sizeof(text),
+                    "drain_timeout = %s;\nroutes = ({ name = \"a\"; listen = [ \"127.0.0.1:1\" ];"
+                    " upstreams = [ \"127.0.0.1:2\" ]; idle_timeout = %s; });\n",
+                    cases[i].value, cases[i].value);
+                c = test_load_ok(text);
+                assert_true(c->drain_timeout_ms == cases[i].ms);
+                assert_true(c->routes[0].idle_timeout_ms == cases[i].ms);
+                cfg_free(c);
+        }
 }
 
 static void test_log_levels(void **state)
@@ -457,10 +483,11 @@ static void test_error_format(void **state)
 int main(void)
 {
         static const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_defaults),    cmocka_unit_test(test_every_setting),
-            cmocka_unit_test(test_log_levels),  cmocka_unit_test(test_example_config),
-            cmocka_unit_test(test_include),     cmocka_unit_test(test_file_errors),
-            cmocka_unit_test(test_load_string), cmocka_unit_test(test_error_format),
+            cmocka_unit_test(test_defaults),       cmocka_unit_test(test_every_setting),
+            cmocka_unit_test(test_log_levels),     cmocka_unit_test(test_durations_ms),
+            cmocka_unit_test(test_example_config), cmocka_unit_test(test_include),
+            cmocka_unit_test(test_file_errors),    cmocka_unit_test(test_load_string),
+            cmocka_unit_test(test_error_format),
         };
         int failed = 0;
 

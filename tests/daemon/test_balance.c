@@ -128,10 +128,12 @@ static void fail_server(struct route *r, int idx)
                 while (upstream_next(r, &p)) {
                         if (p.current == idx) {
                                 upstream_report(r, &p, -ECONNREFUSED);
+                                upstream_end(r, &p);
                                 return;
                         }
                         upstream_release(r, &p);
                 }
+                upstream_end(r, &p);
         }
         fail();
 }
@@ -187,6 +189,42 @@ static void test_all_down_still_tried(void **state)
         upstream_report(r, &p, 0);
         assert_true(health_is_up(r, 2));
         upstream_release(r, &p);
+        gen_unref(g);
+}
+
+/* A route may have CFG_MAX_UPSTREAMS servers: the last-resort pass must reach the ones past the
+ * 64th that pass 0 skipped as down, each once. */
+static void test_all_down_many_servers(void **state)
+{
+        enum { N = 200 };
+        static char text[N * 24 + 512];
+        struct cfg *c = NULL;
+        struct gen *g = NULL;
+        struct upstream_pick p;
+        int seen[N] = {0}, n = 0;
+        size_t len;
+
+        len = (size_t)snprintf(text, sizeof(text),
+                               "routes = ({ name = \"r\"; listen = [\"127.0.0.1:1\"]; "
+                               "health = { fails = 1; backoff = 600; }; upstreams = [");
+        for (int i = 0; i < N; i++)
+                len += (size_t)snprintf(text + len, sizeof(text) - len, "%s\"127.0.0.1:%d\"",
+                                        i ? ", " : "", 1000 + i);
+        snprintf(text + len, sizeof(text) - len, "]; });");
+        assert_int_equal(cfg_load_string(text, NULL, &c, NULL), 0);
+        assert_int_equal(gen_new(c, NULL, &g), 0);
+        for (int i = 0; i < N; i += 2) /* every other server down: both passes matter */
+                fail_server(&g->routes[0], i);
+        upstream_begin(&g->routes[0], &p);
+        while (upstream_next(&g->routes[0], &p)) {
+                seen[p.current]++;
+                n++;
+                upstream_report(&g->routes[0], &p, -ECONNREFUSED);
+        }
+        upstream_end(&g->routes[0], &p);
+        assert_int_equal(n, N);
+        for (int i = 0; i < N; i++)
+                assert_int_equal(seen[i], 1);
         gen_unref(g);
 }
 
@@ -249,6 +287,7 @@ int main(void)
             cmocka_unit_test(test_random_two_choices),
             cmocka_unit_test(test_passive_backoff),
             cmocka_unit_test(test_all_down_still_tried),
+            cmocka_unit_test(test_all_down_many_servers),
             cmocka_unit_test(test_active_check),
             cmocka_unit_test(test_fails_zero_never_down),
             cmocka_unit_test(test_reload_shares_servers),

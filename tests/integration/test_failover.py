@@ -5,12 +5,14 @@ refused_then_next: routes whose first upstreams refuse (a TCP port / unix path b
 listening, an abstract name nobody holds) and whose last one is an echo server: every
 connection must work and be logged with upstream=<the echo server>.
 all_refused: a route whose upstreams all refuse: the client is closed (EOF or RST) within 5 s
-without a byte, and the access log says end=connect_failed upstream=-.
+without a byte, the access log says end=connect_failed upstream=-, and the warning says how many
+servers were tried and which one failed last, with its error.
 connect_timeout_then_next: a black-hole TCP upstream (connect hangs) before an echo server, with
 connect_timeout = 0.5: every connection works within a few seconds.
 """
 
 import os
+import re
 import sys
 import time
 
@@ -84,6 +86,10 @@ def all_refused(ctx):
         check(a["end"] == "connect_failed", "end=%s, want connect_failed" % a["end"])
         check(a["upstream"] == "-", "upstream=%s, want -" % a["upstream"])
         check(a["bytes_in"] == 0 and a["bytes_out"] == 0, "bytes counted: %s" % a)
+    last = "(%s|%s)" % (re.escape(r1.addr.conf), re.escape(r2.addr.conf))
+    _, m = d.wait_line(r"route dead: client \S+: no upstream reachable \((\d+) tried, last %s\): "
+                       r"Connection refused" % last, 5)
+    check(m.group(1) == "2", "tried %s servers, want 2: %s" % (m.group(1), m.group(0)))
     d.stop()
 
 

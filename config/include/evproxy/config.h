@@ -11,6 +11,14 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+/* Limits the configuration enforces, for the daemon to size what it keeps per route. */
+#define CFG_ROUTE_NAME_MAX 63   /* bytes in a route name, without the NUL */
+#define CFG_MAX_UPSTREAMS  1024 /* servers of one route */
+
+/* Durations: the file gives seconds (integer or decimal); the object keeps milliseconds, each
+ * converted once by one rule: rounded to the nearest millisecond, and a positive value never
+ * becomes 0 (0.0004 s is 1 ms; 0 stays 0, which means "none" where a key allows it). */
+
 enum cfg_addr_kind { CFG_ADDR_INET, CFG_ADDR_UNIX, CFG_ADDR_ABSTRACT, CFG_ADDR_SYSTEMD };
 
 struct cfg_addr {
@@ -35,10 +43,10 @@ enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
 enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
 
 struct cfg_health {
-        unsigned fails;        /* failed connects in a row before skipping; 0 = never skip */
-        double backoff;        /* seconds skipped after the first failure streak */
-        double backoff_max;    /* doubling stops here */
-        double check_interval; /* 0 = no active check */
+        unsigned fails;             /* failed connects in a row before skipping; 0 = never skip */
+        uint64_t backoff_ms;        /* skipped after the first failure streak */
+        uint64_t backoff_max_ms;    /* doubling stops here */
+        uint64_t check_interval_ms; /* 0 = no active check */
 };
 
 struct cfg_route {
@@ -48,8 +56,8 @@ struct cfg_route {
         struct cfg_addr *upstreams;
         size_t n_upstreams;
         enum cfg_balance balance;
-        double connect_timeout;   /* seconds */
-        double idle_timeout;      /* seconds, 0 = none */
+        uint64_t connect_timeout_ms;
+        uint64_t idle_timeout_ms; /* 0 = none */
         unsigned max_connections; /* 0 = only the global limit */
         struct cfg_cidr *allow;   /* empty = everyone not denied */
         size_t n_allow;
@@ -57,7 +65,7 @@ struct cfg_route {
         size_t n_deny;
         enum cfg_proxy_protocol proxy_protocol;
         bool accept_proxy_protocol;
-        double proxy_protocol_timeout; /* seconds allowed for a client's PROXY header */
+        uint64_t proxy_protocol_timeout_ms; /* allowed for a client's PROXY header */
         mode_t unix_mode;
         struct cfg_health health;
         int line; /* where the route starts in its file (for messages) */
@@ -67,7 +75,7 @@ struct cfg {
         char *path;       /* the file loaded */
         unsigned workers; /* 0 = one per CPU */
         unsigned max_connections;
-        double drain_timeout;
+        uint64_t drain_timeout_ms;
         int log_level; /* syslog LOG_DEBUG..LOG_ERR */
         bool access_log;
         char *user; /* NULL = do not drop privileges */
