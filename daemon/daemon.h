@@ -18,33 +18,8 @@
 
 struct listener;
 struct worker;
-struct upstream_server;
 struct metrics_server;
 struct health_checker;
-
-/* Counters of a route, shared by every worker and by every configuration generation that has
- * a route of this name: a reload hands them on, so limits and metrics stay exact while
- * connections accepted under the old configuration finish. Put new per-route counters here. */
-struct route_stats {
-        char name[CFG_ROUTE_NAME_MAX + 1];
-        atomic_uint refs;
-        atomic_uint active;  /* open client connections */
-        atomic_uint rr_next; /* round-robin cursor */
-        atomic_uint_least64_t accepted;
-        atomic_uint_least64_t refused_limit;
-        atomic_uint_least64_t connect_failures;
-        atomic_uint_least64_t refused_acl;      /* closed by allow/deny (end=denied) */
-        atomic_uint_least64_t bad_proxy_header; /* end=bad_proxy_header or proxy_timeout */
-        atomic_uint_least64_t bytes_in;         /* client -> upstream, forwarded */
-        atomic_uint_least64_t bytes_out;        /* upstream -> client */
-};
-
-/* A route of one configuration generation (see gen.h). */
-struct route {
-        const struct cfg_route *cfg;
-        struct route_stats *st;
-        struct upstream_server **servers; /* like cfg->upstreams; shared by generations (route.h) */
-};
 
 enum daemon_phase {
         DAEMON_RUNNING,

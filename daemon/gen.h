@@ -11,8 +11,8 @@
 
 #include <evproxy/config.h>
 
-#include "daemon.h"
 #include "listener.h"
+#include "route.h"
 
 struct gen {
         atomic_uint refs;

@@ -2,8 +2,8 @@
  * every transition is a compare-and-swap whose winner alone logs and sets the back-off; the
  * probe after a back-off is a lease on retry_ms, so only one connection probes a down server
  * per back-off period while the others keep to the servers that are up. */
-#include "daemon.h"
 #include "health.h"
+#include "route.h"
 #include "log.h"
 #include "upstream.h"
 

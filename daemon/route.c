@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "route.h"
 #include "upstream.h"
 

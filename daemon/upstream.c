@@ -15,8 +15,8 @@
 
 #include <evproxy/timer.h>
 
-#include "daemon.h"
 #include "health.h"
+#include "route.h"
 #include "upstream.h"
 
 static _Thread_local uint64_t rng_state;
