@@ -10,6 +10,7 @@
 
 void evio_reg_init(struct evio_registration *r, struct evio_handle *h, int fd)
 {
+        assert(h || fd < 0); /* without a handle r would not own fd: it would leak */
         *r = (struct evio_registration){.fd = fd < 0 ? -1 : fd, .io = NULL, .h = h};
 }
 
@@ -85,15 +86,14 @@ void evio_reg_close(struct evio_registration *r)
                 evio_handle_deregister_before_close(r->h, r->io); /* the close just below */
                 r->io = NULL;
         }
-        if (r->fd >= 0) {
+        if (r->h && r->fd >= 0) /* no handle: zeroed memory, which owns no fd (not fd 0) */
                 close(r->fd);
-                r->fd = -1;
-        }
+        r->fd = -1;
 }
 
 int evio_reg_deregister(struct evio_registration *r)
 {
-        int fd = r->fd;
+        int fd = r->h ? r->fd : -1;
 
         if (r->io) {
                 /* Fails only for an fd already out of the epoll set: nothing left to undo. */

@@ -203,6 +203,16 @@ static void test_empty_registration(void **state)
         assert_false(evio_reg_clear_readiness(&r, ev));
         evio_reg_set_waker(&r, NULL);
 
+        /* Zeroed memory (a half-built object from calloc) owns no fd, though its fd reads 0. */
+        memset(&r, 0, sizeof(r));
+        if (!fd_open(0))
+                assert_int_equal(open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+        evio_reg_close(&r);
+        assert_true(fd_open(0));
+        assert_int_equal(r.fd, -1);
+        memset(&r, 0, sizeof(r));
+        assert_int_equal(evio_reg_deregister(&r), -1);
+
         assert_int_equal(evio_driver_new(&d, NULL), 0);
         evio_reg_init(&r, evio_driver_handle(d), -1);
         assert_int_equal(evio_reg_register(&r, EVIO_INTEREST_READABLE, NULL), -EBADF);

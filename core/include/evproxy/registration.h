@@ -4,7 +4,9 @@
  * the I/O, and only when the I/O said EAGAIN) and deregisters-and-closes. Its life:
  *   EMPTY (fd -1) --init(fd)--> HELD (fd, not registered) --register--> REGISTERED
  *   HELD/REGISTERED --close--> EMPTY (fd closed) | --deregister--> EMPTY (fd handed back)
- * A failed registration leaves r HELD: it still owns fd, so close or deregister deals with it. */
+ * A failed registration leaves r HELD: it still owns fd, so close or deregister deals with it.
+ * r owns its fd only once evio_reg_init() (or _open) gave it a handle: zeroed memory is EMPTY, so
+ * the destructor of a half-built object from calloc() closes nothing (not fd 0). */
 #ifndef EVPROXY_REGISTRATION_H
 #define EVPROXY_REGISTRATION_H
 
@@ -24,15 +26,11 @@ struct evio_registration {
         struct evio_handle *h;        /* the driver fd is (to be) registered with */
 };
 
-/* An empty registration. Zeroed memory is not one (its fd would be 0): initialise with this or
- * with evio_reg_init(r, h, -1). */
-#define EVIO_REGISTRATION_INIT                                                                     \
-        {                                                                                          \
-                .fd = -1, .io = NULL, .h = NULL                                                    \
-        }
+/* An empty registration whose fd reads -1 (zeroed memory is empty too, but its fd reads 0). */
+#define EVIO_REGISTRATION_INIT ((struct evio_registration){.fd = -1, .io = NULL, .h = NULL})
 
-/* r takes fd (-1: none) for h, without registering it: HELD, or EMPTY for -1. Overwrites r, so r
- * must not own anything yet. */
+/* r takes fd (-1: none) for h (not NULL), without registering it: HELD, or EMPTY for -1.
+ * Overwrites r, so r must not own anything yet. */
 EVIO_API void evio_reg_init(struct evio_registration *r, struct evio_handle *h, int fd);
 
 /* Register r's fd with its handle for interest; w (may be NULL) becomes the waker of both
@@ -74,8 +72,9 @@ EVIO_API ssize_t evio_reg_try_io(struct evio_registration *r, enum evio_directio
 EVIO_API void evio_reg_set_waker(struct evio_registration *r, const struct evio_waker *w);
 
 /* Deregister (without the epoll_ctl system call: the close does it) and close the fd; r becomes
- * EMPTY (fd -1) and may be given a new fd. An EMPTY r is left as it is. r's fd must not have been
- * duplicated (dup, SCM_RIGHTS, fork): otherwise use evio_reg_deregister() and close it. */
+ * EMPTY (fd -1) and may be given a new fd; an EMPTY (or zeroed) one just gets fd -1. r's fd must
+ * not have been duplicated (dup, SCM_RIGHTS, fork): otherwise use evio_reg_deregister() and close
+ * it. */
 EVIO_API void evio_reg_close(struct evio_registration *r);
 
 /* Deregister (epoll_ctl DEL: the fd stays open) and hand the fd back, or -1 if r had none; r
