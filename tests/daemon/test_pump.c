@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <evproxy/driver.h>
+#include <evproxy/registration.h>
 
 #include "pool.h"
 #include "pump.h"
@@ -22,9 +23,9 @@
 
 struct rig {
         struct evio_driver *d;
-        int sv_src[2]; /* [0] the peer writes, [1] the pump reads */
-        int sv_dst[2]; /* [0] the pump writes, [1] the peer reads */
-        struct evio_scheduled_io *src_io, *dst_io;
+        int sv_src[2]; /* [0] the peer writes, [1] the pump reads (src owns it) */
+        int sv_dst[2]; /* [0] the pump writes (dst owns it), [1] the peer reads */
+        struct evio_registration src, dst;
         struct pipe_pool pipes;
         struct buf_pool bufs;
         struct pump p;
@@ -39,30 +40,25 @@ static void rig_init(struct rig *r, bool copy)
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, r->sv_src), 0);
         assert_int_equal(
             socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, r->sv_dst), 0);
-        assert_int_equal(evio_handle_register(evio_driver_handle(r->d), r->sv_src[1],
-                                              EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL,
-                                              &r->src_io),
+        assert_int_equal(evio_reg_open(&r->src, evio_driver_handle(r->d), r->sv_src[1],
+                                       EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL),
                          0);
-        assert_int_equal(evio_handle_register(evio_driver_handle(r->d), r->sv_dst[0],
-                                              EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL,
-                                              &r->dst_io),
+        assert_int_equal(evio_reg_open(&r->dst, evio_driver_handle(r->d), r->sv_dst[0],
+                                       EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, NULL),
                          0);
         pipe_pool_init(&r->pipes, BUF_SIZE, 4);
         buf_pool_init(&r->bufs, BUF_SIZE, 4);
         r->p.copy = copy;
-        r->x = (struct pump_io){
-            .src = r->sv_src[1], .dst = r->sv_dst[0], .src_io = r->src_io, .dst_io = r->dst_io};
+        r->x = (struct pump_io){.src = &r->src, .dst = &r->dst};
 }
 
 static void rig_free(struct rig *r)
 {
         pump_release(&r->p, &r->pipes, &r->bufs);
-        evio_handle_deregister(evio_driver_handle(r->d), r->src_io);
-        evio_handle_deregister(evio_driver_handle(r->d), r->dst_io);
-        for (int i = 0; i < 2; i++) {
-                close(r->sv_src[i]);
-                close(r->sv_dst[i]);
-        }
+        evio_reg_close(&r->src);
+        evio_reg_close(&r->dst);
+        close(r->sv_src[0]);
+        close(r->sv_dst[1]);
         pipe_pool_destroy(&r->pipes);
         buf_pool_destroy(&r->bufs);
         evio_driver_free(r->d);
