@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -20,6 +22,46 @@
 #include "pump.h"
 
 #define BUF_SIZE 65536
+
+/* Failure injection: splice(2) is wrapped (-Wl,--wrap=splice, tests/daemon/CMakeLists.txt). While
+ * on, the first splice into a pipe moves at most in_cap bytes, the first out of one at most
+ * out_cap, and splice into a pipe number eagain_at (from 1) fails with EAGAIN. */
+struct inject {
+        bool on;
+        size_t in_cap, out_cap;
+        int eagain_at;
+        int in_calls, out_calls;
+};
+static struct inject inject;
+
+ssize_t __real_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+                      unsigned flags);
+ssize_t __wrap_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+                      unsigned flags);
+
+static bool is_pipe(int fd)
+{
+        struct stat st;
+
+        return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+ssize_t __wrap_splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+                      unsigned flags)
+{
+        if (inject.on && is_pipe(fd_out)) {
+                if (++inject.in_calls == inject.eagain_at) {
+                        errno = EAGAIN;
+                        return -1;
+                }
+                if (inject.in_calls == 1 && len > inject.in_cap)
+                        len = inject.in_cap;
+        } else if (inject.on && is_pipe(fd_in)) {
+                if (++inject.out_calls == 1 && len > inject.out_cap)
+                        len = inject.out_cap;
+        }
+        return __real_splice(fd_in, off_in, fd_out, off_out, len, flags);
+}
 
 struct rig {
         struct evio_driver *d;
@@ -204,6 +246,34 @@ static void test_copy_backpressure(void **state)
         backpressure(true);
 }
 
+/* An EAGAIN from a splice into a pipe that holds data is ambiguous (src empty, or the pipe's
+ * slots full): it must not clear src's read readiness, or what src still holds stalls there,
+ * since a writer that has stopped sets no new readiness. Injected: the first read takes part of
+ * src, the first write part of the pipe, and the second read says EAGAIN. */
+static void test_splice_ambiguous_eagain_keeps_read_readiness(void **state)
+{
+        static uint8_t in[3000], out[4096];
+        size_t got = 0;
+        struct rig r;
+        ssize_t n;
+
+        rig_init(&r, false);
+        for (size_t i = 0; i < sizeof(in); i++)
+                in[i] = pattern(i);
+        assert_int_equal(write(r.sv_src[0], in, sizeof(in)), sizeof(in));
+        inject = (struct inject){.on = true, .in_cap = 1000, .out_cap = 500, .eagain_at = 2};
+        for (int round = 0; round < 50 && got < sizeof(in); round++) {
+                step(&r);
+                while ((n = read(r.sv_dst[1], out + got, sizeof(out) - got)) > 0)
+                        got += (size_t)n;
+        }
+        inject.on = false;
+        assert_true(inject.in_calls >= 3); /* the EAGAIN was injected, and reading went on */
+        assert_int_equal(got, sizeof(in));
+        assert_memory_equal(out, in, sizeof(in));
+        rig_free(&r);
+}
+
 /* An idle direction holds no pipe and no buffer. */
 static void test_idle_holds_nothing(void **state)
 {
@@ -245,6 +315,7 @@ int main(void)
             cmocka_unit_test(test_copy_forwards_and_half_closes),
             cmocka_unit_test(test_splice_backpressure),
             cmocka_unit_test(test_copy_backpressure),
+            cmocka_unit_test(test_splice_ambiguous_eagain_keeps_read_readiness),
             cmocka_unit_test(test_idle_holds_nothing),
             cmocka_unit_test(test_dst_gone_is_error),
         };
