@@ -40,8 +40,7 @@ struct conn {
         TAILQ_ENTRY(conn) link;
         struct worker *w;
         struct listener *l;
-        int cfd, ufd;
-        struct evio_scheduled_io *cio, *uio;
+        struct evio_registration creg, ureg; /* client and upstream sockets */
         struct evio_timer timer;
         uint64_t start_ms, last_ms;
         struct pump up;   /* client -> upstream */
@@ -109,20 +108,13 @@ void conn_limits_release(struct worker *w, struct listener *l)
         atomic_fetch_sub(&w->dmn->active, 1);
 }
 
-static void close_side(struct worker *w, struct evio_scheduled_io **io, int *fd, bool reset)
+static void close_side(struct evio_registration *r, bool reset)
 {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
-        if (*io) {
-                evio_handle_deregister_before_close(w->h, *io); /* our own fd, closed just below */
-                *io = NULL;
-        }
-        if (*fd >= 0) {
-                if (reset)
-                        (void)setsockopt(*fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-                close(*fd);
-                *fd = -1;
-        }
+        if (reset && r->fd >= 0)
+                (void)setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        evio_reg_close(r);
 }
 
 /* Add the bytes moved since the last call to the route's counters (metrics). */
@@ -148,8 +140,8 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
 
         evio_timer_cancel(w->drv, &c->timer);
         worker_unschedule(w, &c->run);
-        close_side(w, &c->cio, &c->cfd, reset_client);
-        close_side(w, &c->uio, &c->ufd, reset_upstream);
+        close_side(&c->creg, reset_client);
+        close_side(&c->ureg, reset_upstream);
         pump_release(&c->up, &w->pipes, &w->bufs);
         pump_release(&c->down, &w->pipes, &w->bufs);
         conn_count_bytes(c);
@@ -198,12 +190,11 @@ static void conn_timer_fn(struct evio_timer *t, void *arg)
         worker_schedule(c->w, &c->run);
 }
 
-static int conn_register(struct conn *c, int fd, struct evio_scheduled_io **io)
+static int conn_register(struct conn *c, struct evio_registration *r)
 {
         const struct evio_waker wk = {.fn = conn_wake, .arg = c};
 
-        return evio_handle_register(c->w->h, fd, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE,
-                                    &wk, io);
+        return evio_reg_register(r, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, &wk);
 }
 
 static void conn_connected(struct conn *c)
@@ -215,10 +206,10 @@ static void conn_connected(struct conn *c)
         evio_timer_cancel(w->drv, &c->timer);
         c->timer_fired = false;
         upstream_report(c->l->route, &c->pick, 0);
-        if (!c->uio)
-                r = conn_register(c, c->ufd, &c->uio);
-        if (r == 0 && !c->cio)
-                r = conn_register(c, c->cfd, &c->cio);
+        if (!evio_reg_is_registered(&c->ureg))
+                r = conn_register(c, &c->ureg);
+        if (r == 0 && !evio_reg_is_registered(&c->creg))
+                r = conn_register(c, &c->creg);
         c->state = CONN_FORWARDING;
         c->pp_pending = conn_route(c)->proxy_protocol != CFG_PROXY_OFF;
         c->last_ms = evio_now_ms();
@@ -238,7 +229,7 @@ static int conn_wait_connect(struct conn *c)
         uint64_t ms = conn_route(c)->connect_timeout_ms;
         int r;
 
-        r = conn_register(c, c->ufd, &c->uio);
+        r = conn_register(c, &c->ureg);
         if (r == 0 && ms)
                 r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
         c->state = CONN_CONNECTING;
@@ -249,7 +240,7 @@ static void conn_drop_upstream(struct conn *c)
 {
         evio_timer_cancel(c->w->drv, &c->timer);
         c->timer_fired = false;
-        close_side(c->w, &c->uio, &c->ufd, false);
+        close_side(&c->ureg, false);
 }
 
 /* Try servers from the current position of the walk until one connects or is pending. */
@@ -258,9 +249,11 @@ static void conn_connect_next(struct conn *c, int r)
         struct route *rt = c->l->route;
         char client[ADDR_STRLEN];
         const struct cfg_addr *a;
+        int fd;
 
         while ((a = upstream_next(rt, &c->pick))) {
-                r = upstream_connect(a, &c->ufd);
+                r = upstream_connect(a, &fd);
+                evio_reg_init(&c->ureg, c->w->h, fd); /* owns it, connected or not */
                 if (r == 0) {
                         conn_connected(c);
                         return;
@@ -297,13 +290,13 @@ static void conn_run_connecting(struct conn *c)
         if (c->timer_fired) {
                 r = -ETIMEDOUT;
         } else {
-                if (!pump_ready(c->uio, EVIO_DIRECTION_WRITE, &ev))
+                if (evio_reg_poll_ready(&c->ureg, EVIO_DIRECTION_WRITE, &ev) != 0)
                         return;
                 /* Writable with no error or hang-up: the connect went through, and
                  * SO_ERROR need not be asked. */
                 r = 0;
                 if (ev.ready & (EVIO_READY_ERROR | EVIO_READY_WRITE_CLOSED))
-                        r = upstream_connect_result(c->ufd);
+                        r = upstream_connect_result(c->ureg.fd);
                 if (r == 0) {
                         conn_connected(c);
                         return;
@@ -370,7 +363,7 @@ static bool conn_proxy_sent(struct conn *c)
         if (c->local.len == 0) {
                 len = sizeof(dst);
                 /* On failure the header says UNKNOWN / LOCAL (family 0). */
-                if (getsockname(c->cfd, (struct sockaddr *)&dst, &len) == 0 &&
+                if (getsockname(c->creg.fd, (struct sockaddr *)&dst, &len) == 0 &&
                     addr_slot_set(&c->local, (const struct sockaddr *)&dst, len) < 0) {
                         conn_close(c, END_ERROR, false, false);
                         return false;
@@ -380,7 +373,7 @@ static bool conn_proxy_sent(struct conn *c)
         proxy_unmap_v4(&dst, c->local.len);
         memcpy(&src, addr_slot_get(&c->client), c->client.len);
         proxy_unmap_v4(&src, c->client.len);
-        r = proxy_send_header(c->ufd, c->uio, rc->proxy_protocol, (const struct sockaddr *)&src,
+        r = proxy_send_header(&c->ureg, rc->proxy_protocol, (const struct sockaddr *)&src,
                               (const struct sockaddr *)&dst, &c->pp_sent);
         if (r == 0)
                 return false;
@@ -396,8 +389,8 @@ static bool conn_proxy_sent(struct conn *c)
 static void conn_run_forwarding(struct conn *c)
 {
         struct worker *w = c->w;
-        struct pump_io up = {.src = c->cfd, .dst = c->ufd, .src_io = c->cio, .dst_io = c->uio};
-        struct pump_io down = {.src = c->ufd, .dst = c->cfd, .src_io = c->uio, .dst_io = c->cio};
+        struct pump_io up = {.src = &c->creg, .dst = &c->ureg};
+        struct pump_io down = {.src = &c->ureg, .dst = &c->creg};
         enum pump_status su, sd;
 
         if (!conn_proxy_sent(c))
@@ -468,7 +461,7 @@ static void conn_run_proxy_header(struct conn *c)
         struct pp_header h;
         int r;
 
-        r = c->timer_fired ? -ETIMEDOUT : proxy_read_header(c->cfd, c->cio, &h);
+        r = c->timer_fired ? -ETIMEDOUT : proxy_read_header(&c->creg, &h);
         if (r == 0)
                 return;
         if (r < 0) {
@@ -497,7 +490,7 @@ static void conn_wait_header(struct conn *c)
         int r;
 
         c->state = CONN_PROXY_HEADER;
-        r = conn_register(c, c->cfd, &c->cio);
+        r = conn_register(c, &c->creg);
         if (r == 0 && ms)
                 r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
         if (r < 0) {
@@ -554,8 +547,8 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->w = w;
         c->l = l;
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
-        c->cfd = fd;
-        c->ufd = -1;
+        evio_reg_init(&c->creg, w->h, fd);
+        evio_reg_init(&c->ureg, w->h, -1);
         evio_timer_init(&c->timer, conn_timer_fn, c);
         c->start_ms = c->last_ms = w->now_ms;
         c->first_eof = NO_EOF;

@@ -9,9 +9,40 @@
 
 #include "pump.h"
 
-static ssize_t send_pending(struct pump *p, int dst)
+static ssize_t send_pending(int dst, void *arg)
 {
-        return send(dst, p->buf->data + p->off, p->pending, MSG_NOSIGNAL);
+        struct pump *p = arg;
+        ssize_t n = send(dst, p->buf->data + p->off, p->pending, MSG_NOSIGNAL);
+
+        return n < 0 ? -errno : n;
+}
+
+/* What one read brought in: the worker's scratch buffer, filled by recv_scratch, sent on by
+ * send_scratch. */
+struct scratch {
+        struct buf_pool *pool;
+        unsigned char *data; /* NULL: could not be allocated */
+        size_t len;
+};
+
+static ssize_t recv_scratch(int src, void *arg)
+{
+        struct scratch *s = arg;
+        ssize_t n;
+
+        s->data = buf_pool_scratch(s->pool);
+        if (!s->data)
+                return -ENOMEM;
+        n = recv(src, s->data, s->pool->size, 0);
+        return n < 0 ? -errno : n;
+}
+
+static ssize_t send_scratch(int dst, void *arg)
+{
+        const struct scratch *s = arg;
+        ssize_t n = send(dst, s->data, s->len, MSG_NOSIGNAL);
+
+        return n < 0 ? -errno : n;
 }
 
 static void put_buf(struct pump *p, struct buf_pool *pool)
@@ -35,53 +66,40 @@ static int stash(struct pump *p, struct buf_pool *pool, const unsigned char *dat
 }
 
 /* One read into the scratch buffer, sent on at once when dst is writable. PUMP_AGAIN to go on,
- * or the status that ends this run. */
-static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
-                   const struct evio_ready_event *src_ev)
+ * or the status that ends this run (PUMP_WAIT: src has nothing now). */
+static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool)
 {
-        unsigned char *scratch = buf_pool_scratch(pool);
-        struct evio_ready_event wev;
-        ssize_t n, sent = 0;
+        struct scratch s = {.pool = pool};
+        struct evio_ready_event ev;
+        ssize_t n, sent;
 
-        if (!scratch) {
-                x->err = -ENOMEM;
-                return PUMP_ERR_LOCAL;
-        }
-        n = recv(x->src, scratch, pool->size, 0);
-        if (n == 0) {
-                p->eof = true;
-                x->moved = true;
-                return PUMP_AGAIN;
-        }
+        n = evio_reg_try_io(x->src, EVIO_DIRECTION_READ, recv_scratch, &s, &ev);
+        if (n == -EAGAIN)
+                return PUMP_WAIT; /* not readable, or drained: readiness cleared */
         if (n < 0) {
-                if (errno == EAGAIN)
-                        evio_sio_clear_readiness(x->src_io, *src_ev);
-                else if (errno != EINTR) {
-                        x->err = -errno;
-                        return PUMP_ERR_SRC;
-                }
-                return PUMP_AGAIN;
+                x->err = (int)n;
+                return s.data ? PUMP_ERR_SRC : PUMP_ERR_LOCAL;
         }
         x->moved = true;
+        if (n == 0) {
+                p->eof = true;
+                return PUMP_AGAIN;
+        }
         p->full_read = (size_t)n == pool->size;
         /* A short read emptied the socket: clear now rather than pay for a recv that says
          * EAGAIN. Data arriving meanwhile moves the tick, so the clear is refused. */
         if (!p->full_read)
-                evio_sio_clear_readiness(x->src_io, *src_ev);
-        if (pump_ready(x->dst_io, EVIO_DIRECTION_WRITE, &wev)) {
-                sent = send(x->dst, scratch, (size_t)n, MSG_NOSIGNAL);
-                if (sent < 0) {
-                        if (errno == EAGAIN)
-                                evio_sio_clear_readiness(x->dst_io, wev);
-                        else if (errno != EINTR) {
-                                x->err = -errno;
-                                return PUMP_ERR_DST;
-                        }
-                        sent = 0;
-                }
-                p->bytes += (uint64_t)sent;
+                evio_reg_clear_readiness(x->src, ev);
+        s.len = (size_t)n;
+        sent = evio_reg_try_io(x->dst, EVIO_DIRECTION_WRITE, send_scratch, &s, NULL);
+        if (sent == -EAGAIN) {
+                sent = 0; /* not writable, or full: readiness cleared */
+        } else if (sent < 0) {
+                x->err = (int)sent;
+                return PUMP_ERR_DST;
         }
-        if (sent < n && stash(p, pool, scratch + sent, (size_t)(n - sent)) < 0) {
+        p->bytes += (uint64_t)sent;
+        if (sent < n && stash(p, pool, s.data + sent, (size_t)(n - sent)) < 0) {
                 x->err = -ENOMEM;
                 return PUMP_ERR_LOCAL;
         }
@@ -90,7 +108,6 @@ static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool,
 
 enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool)
 {
-        struct evio_ready_event ev;
         int r;
 
         for (unsigned i = 0; i < PUMP_BUDGET; i++) {
@@ -115,12 +132,8 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
                         put_buf(p, pool);
                         return PUMP_AGAIN;
                 }
-                if (!pump_ready(x->src_io, EVIO_DIRECTION_READ, &ev)) {
-                        put_buf(p, pool);
-                        return PUMP_WAIT;
-                }
                 put_buf(p, pool); /* empty: reads go through the scratch buffer */
-                r = copy_in(p, x, pool, &ev);
+                r = copy_in(p, x, pool);
                 if (r != PUMP_AGAIN)
                         return (enum pump_status)r;
         }

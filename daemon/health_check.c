@@ -6,9 +6,9 @@
  * the generation it checks, so its routes outlive any reload until health_check_sync(). */
 #include <errno.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <evproxy/driver.h>
+#include <evproxy/registration.h>
 
 #include "daemon.h"
 #include "gen.h"
@@ -21,8 +21,7 @@ struct probe {
         struct health_checker *hc;
         struct route *r;
         unsigned idx;
-        int fd;
-        struct evio_scheduled_io *io;
+        struct evio_registration reg; /* the connecting socket, between two checks: none */
         struct evio_timer timer;
 };
 
@@ -38,14 +37,7 @@ static void probe_end_connect(struct probe *p)
         struct evio_driver *drv = p->hc->d->drv;
 
         evio_timer_cancel(drv, &p->timer);
-        if (p->io) {
-                evio_handle_deregister(evio_driver_handle(drv), p->io);
-                p->io = NULL;
-        }
-        if (p->fd >= 0) {
-                close(p->fd);
-                p->fd = -1;
-        }
+        evio_reg_close(&p->reg);
 }
 
 static void probe_done(struct probe *p, int result)
@@ -67,8 +59,8 @@ static void probe_wake(void *arg, uint32_t ready)
 {
         struct probe *p = arg;
 
-        if (p->fd >= 0)
-                probe_done(p, upstream_connect_result(p->fd));
+        if (p->reg.fd >= 0)
+                probe_done(p, upstream_connect_result(p->reg.fd));
 }
 
 static void probe_timer(struct evio_timer *t, void *arg)
@@ -79,16 +71,16 @@ static void probe_timer(struct evio_timer *t, void *arg)
         uint64_t wait = rc->connect_timeout_ms < rc->health.check_interval_ms
                             ? rc->connect_timeout_ms
                             : rc->health.check_interval_ms;
-        int r;
+        int r, fd;
 
-        if (p->fd >= 0) { /* connect deadline */
+        if (p->reg.fd >= 0) { /* connect deadline */
                 probe_done(p, -ETIMEDOUT);
                 return;
         }
-        r = upstream_connect(&rc->upstreams[p->idx], &p->fd);
+        r = upstream_connect(&rc->upstreams[p->idx], &fd);
+        evio_reg_init(&p->reg, evio_driver_handle(p->hc->d->drv), fd);
         if (r == -EINPROGRESS) {
-                r = evio_handle_register(evio_driver_handle(p->hc->d->drv), p->fd,
-                                         EVIO_INTEREST_WRITABLE, &wk, &p->io);
+                r = evio_reg_register(&p->reg, EVIO_INTEREST_WRITABLE, &wk);
                 if (r == 0)
                         r = evio_timer_arm(p->hc->d->drv, &p->timer, evio_now_ms() + wait);
                 if (r == 0)
@@ -149,7 +141,8 @@ int health_check_start(struct daemon *d)
                 for (unsigned j = 0; j < r->cfg->n_upstreams; j++, k++) {
                         struct probe *p = &hc->probes[k];
 
-                        *p = (struct probe){.hc = hc, .r = r, .idx = j, .fd = -1};
+                        *p = (struct probe){
+                            .hc = hc, .r = r, .idx = j, .reg = EVIO_REGISTRATION_INIT};
                         evio_timer_init(&p->timer, probe_timer, p);
                         /* Spread the first round over one interval. */
                         if (evio_timer_arm(d->drv, &p->timer, now + every * (k + 1) / (n + 1)) <

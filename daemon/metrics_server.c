@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <evproxy/driver.h>
+#include <evproxy/registration.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -29,8 +30,7 @@ enum mconn_state { MC_READING, MC_WRITING, MC_DRAINING };
 struct mconn {
         TAILQ_ENTRY(mconn) link;
         struct metrics_server *m;
-        int fd;
-        struct evio_scheduled_io *io;
+        struct evio_registration reg;
         struct evio_timer timer;
         enum mconn_state state;
         size_t in_len, out_off;
@@ -41,8 +41,7 @@ struct mconn {
 struct metrics_server {
         struct daemon *d;
         struct cfg_addr addr;
-        int lfd;
-        struct evio_scheduled_io *lio;
+        struct evio_registration lreg; /* the listening socket */
         struct evio_timer retry;
         bool unix_path; /* we created a socket file */
         TAILQ_HEAD(, mconn) conns;
@@ -54,9 +53,7 @@ static void mconn_close(struct mconn *c)
         struct metrics_server *m = c->m;
 
         evio_timer_cancel(m->d->drv, &c->timer);
-        if (c->io)
-                evio_handle_deregister(evio_driver_handle(m->d->drv), c->io);
-        close(c->fd);
+        evio_reg_close(&c->reg);
         mbuf_free(&c->out);
         TAILQ_REMOVE(&m->conns, c, link);
         m->n_conns--;
@@ -103,8 +100,8 @@ static bool mconn_read(struct mconn *c)
         for (;;) {
                 bool draining = c->state == MC_DRAINING;
 
-                n = draining ? recv(c->fd, sink, sizeof(sink), 0)
-                             : recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+                n = draining ? recv(c->reg.fd, sink, sizeof(sink), 0)
+                             : recv(c->reg.fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
@@ -131,8 +128,8 @@ static bool mconn_read(struct mconn *c)
 static bool mconn_write(struct mconn *c)
 {
         while (c->out_off < c->out.len) {
-                ssize_t n =
-                    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+                ssize_t n = send(c->reg.fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                                 MSG_NOSIGNAL);
 
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -147,7 +144,7 @@ static bool mconn_write(struct mconn *c)
         /* All out: let the client see EOF, and close once it has read it and closed. */
         mbuf_free(&c->out);
         c->out_off = 0;
-        shutdown(c->fd, SHUT_WR);
+        shutdown(c->reg.fd, SHUT_WR);
         c->state = MC_DRAINING;
         return true;
 }
@@ -182,16 +179,15 @@ static void metrics_add_conn(struct metrics_server *m, int fd)
                 return;
         }
         c->m = m;
-        c->fd = fd;
+        evio_reg_init(&c->reg, evio_driver_handle(m->d->drv), fd);
         evio_timer_init(&c->timer, mconn_timeout, c);
         TAILQ_INSERT_TAIL(&m->conns, c, link);
         m->n_conns++;
         r = evio_timer_arm(m->d->drv, &c->timer, evio_now_ms() + METRICS_REQUEST_TIMEOUT_MS);
         wk.arg = c;
         if (r == 0)
-                r = evio_handle_register(evio_driver_handle(m->d->drv), fd,
-                                         EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE, &wk,
-                                         &c->io);
+                r = evio_reg_register(&c->reg, EVIO_INTEREST_READABLE | EVIO_INTEREST_WRITABLE,
+                                      &wk);
         if (r < 0) {
                 log_warning_errno(r, "metrics: accepting");
                 mconn_close(c);
@@ -204,7 +200,7 @@ static void metrics_accept(void *arg, uint32_t ready)
         struct metrics_server *m = arg;
 
         for (unsigned i = 0; i < 64; i++) {
-                int fd = accept4(m->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int fd = accept4(m->lreg.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd >= 0) {
                         metrics_add_conn(m, fd);
@@ -278,7 +274,7 @@ static int metrics_open(struct metrics_server *m)
                 close(fd);
                 return r;
         }
-        m->lfd = fd;
+        evio_reg_init(&m->lreg, evio_driver_handle(m->d->drv), fd);
         return 0;
 }
 
@@ -295,7 +291,7 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
                 return log_error_errno(-ENOMEM, "metrics");
         m->d = d;
         m->addr = cfg->metrics_listen; /* a copy: the configuration may be reloaded */
-        m->lfd = -1;
+        m->lreg = EVIO_REGISTRATION_INIT;
         TAILQ_INIT(&m->conns);
         evio_timer_init(&m->retry, metrics_retry, m);
         d->metrics = m;
@@ -306,8 +302,7 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
                 return r;
         }
         wk.arg = m;
-        r = evio_handle_register(evio_driver_handle(d->drv), m->lfd, EVIO_INTEREST_READABLE, &wk,
-                                 &m->lio);
+        r = evio_reg_register(&m->lreg, EVIO_INTEREST_READABLE, &wk);
         if (r < 0) {
                 log_error_errno(r, "metrics: registering %s", m->addr.text);
                 metrics_server_stop(d);
@@ -328,10 +323,7 @@ void metrics_server_stop(struct daemon *d)
         while ((c = TAILQ_FIRST(&m->conns)))
                 mconn_close(c); // NOLINT(clang-analyzer-unix.Malloc)
         evio_timer_cancel(d->drv, &m->retry);
-        if (m->lio)
-                evio_handle_deregister(evio_driver_handle(d->drv), m->lio);
-        if (m->lfd >= 0)
-                close(m->lfd);
+        evio_reg_close(&m->lreg);
         if (m->unix_path)
                 unlink(((const struct sockaddr_un *)&m->addr.sa)->sun_path);
         free(m);

@@ -5,27 +5,44 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include <evproxy/ready.h>
+#include <evproxy/registration.h>
 
 #include "proxy_io.h"
 
-int proxy_read_header(int fd, struct evio_scheduled_io *io, struct pp_header *h)
+struct span {
+        void *data;
+        size_t len;
+};
+
+static ssize_t recv_peek(int fd, void *arg)
+{
+        struct span *b = arg;
+        ssize_t n = recv(fd, b->data, b->len, MSG_PEEK);
+
+        return n < 0 ? -errno : n;
+}
+
+static ssize_t send_span(int fd, void *arg)
+{
+        struct span *b = arg;
+        ssize_t n = send(fd, b->data, b->len, MSG_NOSIGNAL);
+
+        return n < 0 ? -errno : n;
+}
+
+int proxy_read_header(struct evio_registration *reg, struct pp_header *h)
 {
         uint8_t buf[PP_MAX_LEN];
+        struct span b = {buf, sizeof(buf)};
         struct evio_ready_event ev;
         ssize_t n;
         int r;
 
-        if (evio_sio_poll_ready(io, EVIO_DIRECTION_READ, NULL, &ev) != 0)
+        n = evio_reg_try_io(reg, EVIO_DIRECTION_READ, recv_peek, &b, &ev);
+        if (n == -EAGAIN)
                 return 0;
-        n = recv(fd, buf, sizeof(buf), MSG_PEEK);
-        if (n < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        return -errno;
-                if (errno == EAGAIN)
-                        evio_sio_clear_readiness(io, ev);
-                return 0;
-        }
+        if (n < 0)
+                return (int)n;
         if (n == 0)
                 return -ENODATA;
         r = pp_parse(buf, (size_t)n, h);
@@ -35,21 +52,21 @@ int proxy_read_header(int fd, struct evio_scheduled_io *io, struct pp_header *h)
                 /* A full buffer or a half-closed client cannot complete a header any more. */
                 if ((size_t)n == sizeof(buf) || (ev.ready & EVIO_READY_READ_CLOSED))
                         return -EPROTO;
-                evio_sio_clear_readiness(io, ev);
+                evio_reg_clear_readiness(reg, ev); /* the peek saw all there is */
                 return 0;
         }
         /* Bytes already peeked are in the socket buffer: this takes exactly the header. */
-        n = recv(fd, buf, (size_t)r, 0);
+        n = recv(reg->fd, buf, (size_t)r, 0);
         if (n < 0)
                 return -errno;
         return n == r ? 1 : -EIO;
 }
 
-int proxy_send_header(int fd, struct evio_scheduled_io *io, enum cfg_proxy_protocol v,
+int proxy_send_header(struct evio_registration *reg, enum cfg_proxy_protocol v,
                       const struct sockaddr *src, const struct sockaddr *dst, uint8_t *sent)
 {
         uint8_t buf[PP_V1_MAX + 1];
-        struct evio_ready_event ev;
+        struct span b;
         ssize_t n;
         int len;
 
@@ -60,17 +77,12 @@ int proxy_send_header(int fd, struct evio_scheduled_io *io, enum cfg_proxy_proto
         if (len < 0)
                 return len;
         while (*sent < len) {
-                if (evio_sio_poll_ready(io, EVIO_DIRECTION_WRITE, NULL, &ev) != 0)
-                        return 0;
-                n = send(fd, buf + *sent, (size_t)(len - *sent), MSG_NOSIGNAL);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        if (errno != EAGAIN)
-                                return -errno;
-                        evio_sio_clear_readiness(io, ev);
-                        return 0;
-                }
+                b = (struct span){buf + *sent, (size_t)(len - *sent)};
+                n = evio_reg_try_io(reg, EVIO_DIRECTION_WRITE, send_span, &b, NULL);
+                if (n == -EAGAIN)
+                        return 0; /* not writable, or full: readiness cleared */
+                if (n < 0)
+                        return (int)n;
                 *sent += (uint8_t)n;
         }
         return 1;

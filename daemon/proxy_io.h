@@ -7,19 +7,20 @@
 #include <sys/socket.h>
 
 #include <evproxy/config.h>
-#include <evproxy/scheduled_io.h>
+#include <evproxy/registration.h>
 
 #include "proxy_proto.h"
 
-/* Peek at what fd holds (MSG_PEEK), parse it, and once a whole header is there consume exactly
- * its length. Returns 1 (h filled), 0 (need more: readiness cleared, wait for the waker),
+/* Peek at what reg's socket holds (MSG_PEEK), parse it, and once a whole header is there consume
+ * exactly its length. Returns 1 (h filled), 0 (need more: readiness cleared, wait for the waker),
  * -EPROTO (malformed, or the client half-closed mid-header), -EMSGSIZE (oversized),
  * -ENODATA (client closed before sending anything), or another -errno from recv. */
-int proxy_read_header(int fd, struct evio_scheduled_io *io, struct pp_header *h);
+int proxy_read_header(struct evio_registration *reg, struct pp_header *h);
 
-/* Send the header of version v for a connection from src to dst on fd, from byte *sent on.
- * Returns 1 when all of it is out, 0 when the socket is full (readiness cleared), -errno. */
-int proxy_send_header(int fd, struct evio_scheduled_io *io, enum cfg_proxy_protocol v,
+/* Send the header of version v for a connection from src to dst on reg's socket, from byte
+ * *sent on. Returns 1 when all of it is out, 0 when the socket is full (readiness cleared),
+ * -errno. */
+int proxy_send_header(struct evio_registration *reg, enum cfg_proxy_protocol v,
                       const struct sockaddr *src, const struct sockaddr *dst, uint8_t *sent);
 
 /* An IPv4-mapped IPv6 address becomes the plain IPv4 one (in place); others are left alone.

@@ -7,34 +7,21 @@
 #include "log.h"
 #include "pump.h"
 
-bool pump_ready(struct evio_scheduled_io *io, enum evio_direction dir, struct evio_ready_event *ev)
+int pump_write_pending(struct pump *p, struct pump_io *x, evio_io_fn *wr)
 {
-        return evio_sio_poll_ready(io, dir, NULL, ev) == 0;
-}
+        ssize_t n = evio_reg_try_io(x->dst, EVIO_DIRECTION_WRITE, wr, p, NULL);
 
-int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr)
-{
-        struct evio_ready_event ev;
-        ssize_t n;
-
-        for (;;) {
-                if (!pump_ready(x->dst_io, EVIO_DIRECTION_WRITE, &ev))
-                        return 0;
-                n = wr(p, x->dst);
-                if (n > 0) {
-                        p->pending -= (uint32_t)n;
-                        p->off = p->pending ? p->off + (uint32_t)n : 0;
-                        p->bytes += (uint64_t)n;
-                        x->moved = true;
-                        return 1;
-                }
-                if (n == 0)
-                        return -EPIPE;
-                if (errno == EAGAIN)
-                        evio_sio_clear_readiness(x->dst_io, ev);
-                else if (errno != EINTR)
-                        return -errno;
-        }
+        if (n == -EAGAIN)
+                return 0;
+        if (n < 0)
+                return (int)n;
+        if (n == 0)
+                return -EPIPE;
+        p->pending -= (uint32_t)n;
+        p->off = p->pending ? p->off + (uint32_t)n : 0;
+        p->bytes += (uint64_t)n;
+        x->moved = true;
+        return 1;
 }
 
 enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *pipes,
@@ -48,7 +35,8 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
                 st = pump_splice(p, x, pipes);
                 if (st != PUMP_FALLBACK)
                         goto out;
-                log_debug("splice unavailable for fd %d -> fd %d, copying instead", x->src, x->dst);
+                log_debug("splice unavailable for fd %d -> fd %d, copying instead", x->src->fd,
+                          x->dst->fd);
                 p->copy = true;
                 p->auto_splice = false;
         }
@@ -59,8 +47,8 @@ out:
                 /* The last direction to finish leaves the FIN to close(): dst's EOF has been
                  * read, so nothing unread is left in it to turn that close into a reset.
                  * ENOTCONN: the peer is already gone; the other direction will find out. */
-                if (!x->last && shutdown(x->dst, SHUT_WR) == -1 && errno != ENOTCONN)
-                        log_debug_errno(-errno, "shutdown(SHUT_WR) fd %d", x->dst);
+                if (!x->last && shutdown(x->dst->fd, SHUT_WR) == -1 && errno != ENOTCONN)
+                        log_debug_errno(-errno, "shutdown(SHUT_WR) fd %d", x->dst->fd);
         }
         return st;
 }

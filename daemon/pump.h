@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <evproxy/scheduled_io.h>
+#include <evproxy/registration.h>
 
 #include "pool.h"
 
@@ -35,8 +35,7 @@ struct pump {
 };
 
 struct pump_io {
-        int src, dst;
-        struct evio_scheduled_io *src_io, *dst_io;
+        struct evio_registration *src, *dst; /* the connection's two sides */
         bool last;  /* the other direction is done: dst is closed as soon as this one is */
         bool moved; /* set when bytes moved or EOF was seen */
         int err;    /* -errno behind an ERR_* status */
@@ -57,14 +56,10 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
                           struct buf_pool *bufs);
 /* Return what the pump holds to the pools (a pipe still holding data is closed instead). */
 void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs);
-/* Readiness snapshot of one direction of io: true if some bit is set. */
-bool pump_ready(struct evio_scheduled_io *io, enum evio_direction dir, struct evio_ready_event *ev);
-
-/* One write of p's pending bytes to dst (send from the buffer, or splice from the pipe). */
-typedef ssize_t (*pump_write_fn)(struct pump *p, int dst);
-/* Write pending bytes while dst is writable; clears write readiness on EAGAIN. 1: progress,
- * 0: dst not writable now, <0: -errno writing dst. The same loop for both mechanisms. */
-int pump_write_pending(struct pump *p, struct pump_io *x, pump_write_fn wr);
+/* One write of p's pending bytes (wr's arg is p) to dst, if dst is writable: send from the
+ * buffer, or splice from the pipe; write readiness is cleared on EAGAIN. 1: progress, 0: dst not
+ * writable now, <0: -errno writing dst. The same step for both mechanisms. */
+int pump_write_pending(struct pump *p, struct pump_io *x, evio_io_fn *wr);
 
 enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool);
 enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool);

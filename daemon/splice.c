@@ -10,9 +10,40 @@
 
 #define SPLICE_FLAGS (SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
 
-static ssize_t splice_pending(struct pump *p, int dst)
+/* splice(2) from a socket into a pipe never fails with ENOSPC itself: this says "EAGAIN, but the
+ * pipe holds data, so it may be full rather than src empty", which must not clear readiness. */
+#define PIPE_MAYBE_FULL (-ENOSPC)
+
+static ssize_t splice_pending(int dst, void *arg)
 {
-        return splice(p->pipe->rfd, NULL, dst, NULL, p->pending, SPLICE_FLAGS);
+        struct pump *p = arg;
+        ssize_t n = splice(p->pipe->rfd, NULL, dst, NULL, p->pending, SPLICE_FLAGS);
+
+        return n < 0 ? -errno : n;
+}
+
+struct splice_in {
+        struct pump *p;
+        struct pipe_pool *pool;
+        bool no_pipe; /* the pool had none to give: copy instead */
+};
+
+/* One splice from src into the pipe, which is taken from the pool on the first read. Only an
+ * EAGAIN into an empty pipe says src is drained (evio_reg_try_io() clears on -EAGAIN alone). */
+static ssize_t splice_in(int src, void *arg)
+{
+        struct splice_in *in = arg;
+        struct pump *p = in->p;
+        ssize_t n;
+
+        if (!p->pipe && pipe_pool_get(in->pool, &p->pipe) < 0) {
+                in->no_pipe = true;
+                return -ENOBUFS; /* not -EAGAIN: src's readiness is kept for the copy path */
+        }
+        n = splice(src, NULL, p->pipe->wfd, NULL, p->pipe->cap - p->pending, SPLICE_FLAGS);
+        if (n >= 0)
+                return n;
+        return errno == EAGAIN && p->pending > 0 ? PIPE_MAYBE_FULL : -errno;
 }
 
 static void put_pipe_if_empty(struct pump *p, struct pipe_pool *pool)
@@ -25,7 +56,7 @@ static void put_pipe_if_empty(struct pump *p, struct pipe_pool *pool)
 
 enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool)
 {
-        struct evio_ready_event ev;
+        struct splice_in in = {.p = p, .pool = pool};
         ssize_t n;
         int r;
 
@@ -47,33 +78,25 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                 }
                 if (p->pipe && p->pending >= p->pipe->cap)
                         continue;
-                if (!pump_ready(x->src_io, EVIO_DIRECTION_READ, &ev)) {
-                        if (p->pending > 0)
-                                continue;
-                        put_pipe_if_empty(p, pool);
-                        return PUMP_WAIT;
-                }
-                if (!p->pipe) {
-                        r = pipe_pool_get(pool, &p->pipe);
-                        if (r < 0)
-                                return PUMP_FALLBACK; /* no pipe to be had: copy instead */
-                }
-                n = splice(x->src, NULL, p->pipe->wfd, NULL, p->pipe->cap - p->pending,
-                           SPLICE_FLAGS);
+                n = evio_reg_try_io(x->src, EVIO_DIRECTION_READ, splice_in, &in, NULL);
+                if (in.no_pipe)
+                        return PUMP_FALLBACK; /* no pipe to be had: copy instead */
                 if (n > 0) {
                         p->pending += (uint32_t)n;
                         x->moved = true;
                 } else if (n == 0) {
                         p->eof = true;
                         x->moved = true;
-                } else if (errno == EAGAIN) {
-                        if (p->pending == 0)
-                                evio_sio_clear_readiness(x->src_io, ev);
-                } else if (errno == EINVAL && p->pending == 0) {
+                } else if (n == -EAGAIN || n == PIPE_MAYBE_FULL) {
+                        if (p->pending > 0)
+                                continue; /* write what the pipe holds, then read again */
+                        put_pipe_if_empty(p, pool);
+                        return PUMP_WAIT;
+                } else if (n == -EINVAL && p->pending == 0) {
                         put_pipe_if_empty(p, pool);
                         return PUMP_FALLBACK;
-                } else if (errno != EINTR) {
-                        x->err = -errno;
+                } else {
+                        x->err = (int)n;
                         return PUMP_ERR_SRC;
                 }
         }

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <evproxy/registration.h>
+
 #include "addr.h"
 #include "conn.h"
 #include "daemon.h"
@@ -26,7 +28,7 @@ struct wlistener {
         struct worker *w;
         struct listener *l;
         struct lsock *sock;
-        struct evio_scheduled_io *io;
+        struct evio_registration reg; /* of sock->fd, which is the lsock's: never closed here */
 };
 
 void worker_schedule(struct worker *w, struct runnable *r)
@@ -136,48 +138,55 @@ static void worker_resume_accepting(struct evio_timer *t, void *arg)
                 worker_schedule(w, &w->ls[i].run);
 }
 
+struct accepted {
+        struct sockaddr_storage ss;
+        socklen_t len;
+};
+
+static ssize_t accept_one(int lfd, void *arg)
+{
+        struct accepted *a = arg;
+        int fd;
+
+        a->len = sizeof(a->ss);
+        fd = accept4(lfd, (struct sockaddr *)&a->ss, &a->len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        return fd < 0 ? -errno : fd;
+}
+
 static void wl_run(struct runnable *r)
 {
         struct wlistener *wl = container_of(r, struct wlistener, run);
-        struct sockaddr_storage ss;
-        struct evio_ready_event ev;
-        socklen_t len;
-        int fd;
+        struct accepted a;
+        ssize_t fd;
 
-        if (wl->w->accept_paused || !wl->io)
+        if (wl->w->accept_paused || !evio_reg_is_registered(&wl->reg))
                 return;
         for (unsigned i = 0; i < ACCEPT_BUDGET; i++) {
-                if (evio_sio_poll_ready(wl->io, EVIO_DIRECTION_READ, NULL, &ev) != 0)
-                        return;
-                len = sizeof(ss);
-                fd = accept4(wl->sock->fd, (struct sockaddr *)&ss, &len,
-                             SOCK_CLOEXEC | SOCK_NONBLOCK);
+                fd = evio_reg_try_io(&wl->reg, EVIO_DIRECTION_READ, accept_one, &a, NULL);
                 if (fd >= 0) {
-                        worker_accept(wl->w, wl->l, fd, (struct sockaddr *)&ss, len);
+                        worker_accept(wl->w, wl->l, (int)fd, (struct sockaddr *)&a.ss, a.len);
                         /* Out of fds for the upstream side: leave the rest in the backlog
                          * (readiness is kept; the resume timer picks it up). */
                         if (wl->w->accept_paused)
                                 return;
                         continue;
                 }
-                switch (errno) {
-                case EAGAIN:
-                        evio_sio_clear_readiness(wl->io, ev);
+                switch (fd) {
+                case -EAGAIN: /* nothing waiting: readiness cleared if accept4 said so */
+                        return;
+                case -ECONNABORTED:
+                case -EPROTO:
+                case -EPERM:
                         break;
-                case EINTR:
-                case ECONNABORTED:
-                case EPROTO:
-                case EPERM:
-                        break;
-                case EMFILE:
-                case ENFILE:
-                case ENOBUFS:
-                case ENOMEM:
-                        worker_pause_accepting(wl->w, -errno);
+                case -EMFILE:
+                case -ENFILE:
+                case -ENOBUFS:
+                case -ENOMEM:
+                        worker_pause_accepting(wl->w, (int)fd);
                         return;
                 default:
-                        log_error_errno(-errno, "listen %s: accept", wl->l->addr->text);
-                        worker_pause_accepting(wl->w, -errno);
+                        log_error_errno((int)fd, "listen %s: accept", wl->l->addr->text);
+                        worker_pause_accepting(wl->w, (int)fd);
                         return;
                 }
         }
@@ -194,10 +203,7 @@ static void wl_wake(void *arg, uint32_t ready)
 static void wl_release(struct worker *w, struct wlistener *wl)
 {
         worker_unschedule(w, &wl->run);
-        if (wl->io) {
-                evio_handle_deregister(w->h, wl->io);
-                wl->io = NULL;
-        }
+        (void)evio_reg_deregister(&wl->reg); /* the fd stays open: other users, or lsock's close */
         if (wl->sock) {
                 lsock_release(wl->sock);
                 wl->sock = NULL;
@@ -216,7 +222,7 @@ static int wl_register(struct worker *w, struct wlistener *wl)
         int r;
 
         wl->sock = lset_sock(wl->l->set, w->id);
-        r = evio_handle_register(w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk, &wl->io);
+        r = evio_reg_open(&wl->reg, w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk);
         if (r < 0)
                 return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
         worker_schedule(w, &wl->run); /* connections may already be waiting */
@@ -231,15 +237,14 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
         for (size_t i = 0; i < n_old; i++) {
                 const struct evio_waker wk = {.fn = wl_wake, .arg = wl};
 
-                if (!old[i].io || old[i].l->set != wl->l->set)
+                if (!evio_reg_is_registered(&old[i].reg) || old[i].l->set != wl->l->set)
                         continue;
                 wl->sock = old[i].sock;
-                wl->io = old[i].io;
+                wl->reg = old[i].reg;
                 old[i].sock = NULL;
-                old[i].io = NULL;
+                old[i].reg = EVIO_REGISTRATION_INIT;
                 worker_unschedule(w, &old[i].run);
-                evio_sio_set_waker(wl->io, EVIO_DIRECTION_READ, &wk);
-                evio_sio_set_waker(wl->io, EVIO_DIRECTION_WRITE, &wk);
+                evio_reg_set_waker(&wl->reg, &wk);
                 worker_schedule(w, &wl->run); /* readiness may have come in between */
                 return true;
         }
