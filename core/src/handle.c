@@ -32,23 +32,14 @@ void evio__handle_destroy(struct evio_handle *h)
 int evio_handle_register(struct evio_handle *h, int fd, uint32_t interest,
                          const struct evio_waker *w, struct evio_scheduled_io **out)
 {
-        struct evio_scheduled_io *io;
-        struct epoll_event ev = {.events = evio__interest_to_epoll(interest)};
         int r;
 
         if (fd < 0)
                 return -EBADF;
-        r = evio__regset_allocate(&h->regset, fd, interest, w, &io);
+        r = evio__regset_register(&h->regset, h->epfd, fd, interest, w, out);
         if (r < 0)
                 return r;
-        ev.data.ptr = io;
-        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-                r = -errno;
-                evio__regset_remove_unpublished(&h->regset, io);
-                return r;
-        }
         evio__metrics_inc_registered(&h->metrics);
-        *out = io;
         return 0;
 }
 
@@ -60,13 +51,15 @@ int evio_handle_reregister(struct evio_handle *h, struct evio_scheduled_io *io, 
                 return -ESHUTDOWN;
         if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
                 return -errno;
-        io->interest = (uint16_t)interest;
+        atomic_store_explicit(&io->interest, (uint16_t)interest, memory_order_relaxed);
         return 0;
 }
 
+/* On the driver's thread a wake in progress is the caller's own (a waker deregistering): it is
+ * not waited for. Anywhere else the release waits for it to return. */
 void evio_handle_deregister_before_close(struct evio_handle *h, struct evio_scheduled_io *io)
 {
-        evio__sio_release(io);
+        evio__sio_release(io, !evio__driver_turning_here(evio__driver_of(h)));
         evio__metrics_inc_deregistered(&h->metrics);
         if (evio__regset_deregister(&h->regset, io, h->release_batch))
                 evio_handle_unpark(h);

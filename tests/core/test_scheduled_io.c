@@ -155,7 +155,7 @@ static void test_released_record_has_no_wakers(void **state)
         struct evio_waker w = {record_wake, &log};
 
         evio_sio_set_waker(io, EVIO_DIRECTION_READ, &w);
-        evio__sio_release(io);
+        evio__sio_release(io, true);
         evio_sio_set_waker(io, EVIO_DIRECTION_READ, &w); /* too late: stays released */
         evio__sio_wake(io, evio__sio_set_readiness(io, EVIO_READY_READABLE));
         assert_int_equal(log.calls, 0);

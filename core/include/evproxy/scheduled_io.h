@@ -11,7 +11,9 @@
 struct evio_scheduled_io;
 
 /* A waker: called by the driver, on the driver's thread, with the new Ready bits, outside any
- * lock. Wakers are persistent: one stays set until replaced or the resource is deregistered. */
+ * lock. Wakers are persistent: one stays set until replaced or the resource is deregistered.
+ * evio_handle_deregister() guarantees no waker runs after it returned; replacing a waker
+ * does not: one already copied by a wake in progress on the driver's thread may still run. */
 struct evio_waker {
         void (*fn)(void *arg, uint32_t ready);
         void *arg;
@@ -31,7 +33,8 @@ EVIO_API struct evio_ready_event evio_sio_ready(const struct evio_scheduled_io *
  * WRITE_CLOSED or the shutdown bit. Returns true if it cleared. */
 EVIO_API bool evio_sio_clear_readiness(struct evio_scheduled_io *io, struct evio_ready_event ev);
 
-/* Install (or with w == NULL remove) the persistent waker of one direction. */
+/* Install (or with w == NULL remove) the persistent waker of one direction; a no-op once the
+ * record was deregistered. */
 EVIO_API void evio_sio_set_waker(struct evio_scheduled_io *io, enum evio_direction dir,
                                  const struct evio_waker *w);
 
