@@ -111,7 +111,7 @@ struct evio_handle {
         _Atomic bool is_shutdown;
         struct evio__registration_set regset;
         struct evio__metrics metrics;
-        pthread_mutex_t task_lock;
+        pthread_mutex_t task_lock; /* guards the task list and every queued task's links */
         struct evio_driver_task *task_head, *task_tail;
         _Atomic bool tasks_posted; /* read without the lock to skip an empty queue */
 };
@@ -123,7 +123,8 @@ void evio__handle_run_tasks(struct evio_handle *h);
 /* timer.c: the heap lives in the driver. */
 struct evio__timer_heap {
         struct evio_timer **items;
-        size_t n, cap;
+        struct evio_timer **due; /* the timers a fire pass took out of the heap; cap entries */
+        size_t n, cap, n_due;
 };
 void evio__timer_heap_free(struct evio__timer_heap *th);
 struct evio_timer *evio__timer_heap_peek(const struct evio__timer_heap *th);

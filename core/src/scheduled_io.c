@@ -108,13 +108,14 @@ struct evio_ready_event evio_sio_ready(const struct evio_scheduled_io *io, uint3
         return ev;
 }
 
+/* A direction's bits only, as Tokio's masks: ERROR alone satisfies neither direction (an error
+ * shows on the write side as WRITE_CLOSED, see evio__ready_from_epoll). */
 static bool snapshot(struct evio_scheduled_io *io, enum evio_direction dir,
                      struct evio_ready_event *ev)
 {
         uint64_t cur = atomic_load(&io->state);
 
-        ev->ready =
-            (uint32_t)(cur & SIO_READY_MASK) & (evio_direction_mask(dir) | EVIO_READY_ERROR);
+        ev->ready = (uint32_t)(cur & SIO_READY_MASK) & evio_direction_mask(dir);
         ev->tick = tick_of(cur);
         ev->is_shutdown = (cur & SIO_SHUTDOWN) != 0;
         return ev->ready != 0 || ev->is_shutdown;
@@ -196,6 +197,7 @@ void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready)
         sio_lock(io);
         for (int dir = EVIO_DIRECTION_READ; dir <= EVIO_DIRECTION_WRITE; dir++) {
                 struct evio_waker *w = &io->wakers[dir];
+                /* ERROR and PRIORITY wake both: a waker must tolerate finding nothing. */
                 uint32_t mine =
                     ready & (evio_direction_mask(dir) | EVIO_READY_ERROR | EVIO_READY_PRIORITY);
 

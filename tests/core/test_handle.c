@@ -1,4 +1,4 @@
-/* Handle: unpark from another thread, posted tasks, threads
+/* Handle: unpark from another thread, posted tasks (run once however often posted), threads
  * registering and deregistering thousands of sources while the driver turns, and a deregister
  * from another thread that returns only when no waker of the record runs (TSan and ASan in CI). */
 #include <setjmp.h>
@@ -289,6 +289,71 @@ static void test_deregister_from_own_waker(void **state)
         evio_driver_free(d);
 }
 
+/* Issue 12 item 4: posting a task that is still queued is a no-op (the old code linked the task
+ * to itself, and the driver ran it forever). Run in a child: a cycle hangs, the alarm ends it. */
+static int post_twice_child(void)
+{
+        struct evio_driver *d;
+        struct counted_task c = {.task.fn = run_counted};
+
+        if (evio_driver_new(&d, NULL) < 0)
+                return 2;
+        if (evio_handle_post(evio_driver_handle(d), &c.task) != 0 ||
+            evio_handle_post(evio_driver_handle(d), &c.task) != 0)
+                return 3;
+        evio_driver_turn(d, 0);
+        evio_driver_turn(d, 0);
+        if (atomic_load(&c.runs) != 1)
+                return 4;
+        /* Once it ran, it can be posted again. */
+        if (evio_handle_post(evio_driver_handle(d), &c.task) != 0)
+                return 5;
+        evio_driver_turn(d, 0);
+        evio_driver_free(d);
+        return atomic_load(&c.runs) == 2 ? 0 : 6;
+}
+
+static void test_post_twice_runs_once(void **state)
+{
+        int status = child_status(post_twice_child, 5);
+
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A task that posts itself again runs on the next turn, not in a loop within this one. */
+struct repost_task {
+        struct evio_driver_task task;
+        struct evio_handle *h;
+        int runs;
+};
+
+static void repost_self(struct evio_driver_task *t)
+{
+        struct repost_task *r = (struct repost_task *)t;
+
+        if (++r->runs < 3)
+                evio_handle_post(r->h, t);
+}
+
+static void test_task_reposting_itself_waits_a_turn(void **state)
+{
+        struct evio_driver *d;
+        struct repost_task r = {.task.fn = repost_self};
+
+        assert_int_equal(evio_driver_new(&d, NULL), 0);
+        r.h = evio_driver_handle(d);
+        assert_int_equal(evio_handle_post(r.h, &r.task), 0);
+        evio_driver_turn(d, 0);
+        assert_int_equal(r.runs, 1);
+        evio_driver_turn(d, 0);
+        assert_int_equal(r.runs, 2);
+        evio_driver_turn(d, 0);
+        evio_driver_turn(d, 0);
+        assert_int_equal(r.runs, 3);
+        evio_driver_free(d);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -297,6 +362,8 @@ int main(void)
             cmocka_unit_test(test_threads_register_while_turning),
             cmocka_unit_test(test_deregister_waits_for_running_waker),
             cmocka_unit_test(test_deregister_from_own_waker),
+            cmocka_unit_test(test_post_twice_runs_once),
+            cmocka_unit_test(test_task_reposting_itself_waits_a_turn),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,10 +31,12 @@ struct evio_driver_metrics {
         uint64_t ready_count;        /* readiness events delivered to resources */
 };
 
-/* A unit of work posted to the driver's thread (intrusive: no allocation). */
+/* A unit of work posted to the driver's thread from any thread (intrusive: no allocation).
+ * Zero-initialise it (next and queued belong to the driver) and set fn. */
 struct evio_driver_task {
         void (*fn)(struct evio_driver_task *task);
         struct evio_driver_task *next;
+        bool queued; /* posted and not yet started; guarded by the handle's lock */
 };
 
 /* Create and destroy. evio_driver_free() accepts NULL; it releases every record still registered
@@ -47,7 +49,8 @@ EVIO_API struct evio_handle *evio_driver_handle(struct evio_driver *d);
 
 /* One turn: free records released before this turn, wait up to timeout_ms (-1: no limit, but
  * never past the nearest timer), dispatch
- * readiness to wakers, run posted tasks, fire due timers. Returns the number of I/O events dispatched, or -ESHUTDOWN / another -errno. The turn
+ * readiness to wakers, run posted tasks, fire due timers (each at most once per turn: one
+ * re-armed in the past fires again next turn). Returns the number of I/O events dispatched, or -ESHUTDOWN / another -errno. The turn
  * that first sees a shutdown calls every registered record's wakers once (EVIO_READY_ALL)
  * instead of dispatching further. Not re-entrant: a callback must not call it. */
 EVIO_API int evio_driver_turn(struct evio_driver *d, int timeout_ms);
@@ -88,7 +91,9 @@ EVIO_API void evio_handle_deregister_before_close(struct evio_handle *h,
 
 /* Wake a driver blocked in evio_driver_turn(). */
 EVIO_API int evio_handle_unpark(struct evio_handle *h);
-/* Run task->fn on the driver's thread during its next turn; wakes the driver. */
+/* Run task->fn on the driver's thread during its next turn; wakes the driver. Posting a task that
+ * is still queued is a no-op returning 0 (it runs once); from task->fn it queues it for the
+ * next turn. */
 EVIO_API int evio_handle_post(struct evio_handle *h, struct evio_driver_task *task);
 
 EVIO_API void evio_handle_metrics(struct evio_handle *h, struct evio_driver_metrics *out);
