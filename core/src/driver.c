@@ -1,8 +1,8 @@
-/* Driver: owns the epoll fd, the event buffer, the wake and signal tokens and the timers.
- * evio_driver_turn(): free records released before this turn; wait (bounded by the nearest timer);
- * dispatch each event (wake token: drain; signal token: mark; else set readiness and wake);
- * run posted tasks; fire due timers. After a shutdown, a turn calls every record's wakers once
- * instead. */
+/* Driver: owns the epoll fd, the event buffer, the wake and signal tokens, the timers and the
+ * deferred queue. evio_driver_turn(): free records released before this turn; wait (bounded by
+ * the nearest timer, not at all with deferred work queued); dispatch each event (wake token:
+ * drain; signal token: mark; else set readiness and wake); run posted tasks; fire due timers;
+ * run the deferred queue. After a shutdown, a turn calls every record's wakers once instead. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -38,7 +38,9 @@ int evio_driver_new(struct evio_driver **out, const struct evio_driver_config *c
                 return -ENOMEM;
         d->signal_fd = -1;
         d->event_capacity = cap;
+        d->now_ms = evio_now_ms();
         atomic_init(&d->owner, NULL);
+        evio__deferred_init(d);
         d->events = calloc(cap, sizeof(*d->events));
         if (!d->events) {
                 r = -ENOMEM;
@@ -93,11 +95,18 @@ struct evio_handle *evio_driver_handle(struct evio_driver *d)
         return &d->handle;
 }
 
+uint64_t evio_driver_now_ms(const struct evio_driver *d)
+{
+        return d->now_ms;
+}
+
 int evio_driver_next_timeout(struct evio_driver *d, int timeout_ms)
 {
         struct evio_timer *t = evio__timer_heap_peek(&d->timers);
         uint64_t now, wait;
 
+        if (!evio__deferred_empty(d))
+                return 0;
         if (!t)
                 return timeout_ms;
         now = evio_now_ms();
@@ -149,11 +158,13 @@ static int turn(struct evio_driver *d, int timeout_ms)
                         return -errno;
                 n = 0;
         }
+        d->now_ms = evio_now_ms();
         io_events = dispatch(d, n);
         evio__metrics_add_ready(&d->handle.metrics, io_events);
         evio__handle_run_tasks(&d->handle);
         if (d->timers.n)
-                evio__timer_heap_fire(&d->timers, evio_now_ms());
+                evio__timer_heap_fire(&d->timers, d->now_ms);
+        evio__deferred_run(d);
         return (int)io_events;
 }
 

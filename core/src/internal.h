@@ -142,9 +142,12 @@ struct evio_driver {
         bool signal_ready;
         bool shutdown_woken; /* the shutdown's wakers were called */
         uint64_t pending_signals;
+        uint64_t now_ms; /* the clock when the last wait returned */
         /* The thread inside evio_driver_turn() (evio__thread_id()), NULL between turns. */
         _Atomic(const void *) owner;
         struct evio__timer_heap timers;
+        struct evio_deferred deferred; /* circular list head; next == &deferred when empty */
+        size_t n_deferred;
         struct evio_handle handle;
 };
 
@@ -169,6 +172,14 @@ static inline struct evio_driver *evio__driver_of(struct evio_handle *h)
 {
         return (struct evio_driver *)(void *)((char *)h - offsetof(struct evio_driver, handle));
 }
+
+/* deferred.c: the driver-thread queue of evio_driver_defer(). */
+void evio__deferred_init(struct evio_driver *d);
+static inline bool evio__deferred_empty(const struct evio_driver *d)
+{
+        return d->deferred.next == &d->deferred;
+}
+void evio__deferred_run(struct evio_driver *d);
 
 /* shutdown.c: on the driver's thread, call every record's wakers once after a shutdown. */
 void evio__shutdown_wake_all(struct evio_driver *d);

@@ -1,9 +1,9 @@
 /* The I/O driver: one epoll instance, its registrations, a wake token (eventfd), a
- * signal-readiness token (signalfd), timers and metrics.
+ * signal-readiness token (signalfd), timers, a deferred-task queue and metrics.
  * Thread contract: evio_driver_*() and evio_timer_*() calls belong to the driver's thread (the
  * one that calls evio_driver_turn(); between turns, e.g. after that thread was joined, any one
  * thread may make them); every evio_handle_*() call is safe from any thread and means what it
- * says. Wakers, posted tasks and timers run on the driver's thread only, inside
+ * says. Wakers, posted tasks, timers and deferred tasks run on the driver's thread only, inside
  * evio_driver_turn(). Violations of the driver-only rule are caught by assert(). */
 #ifndef EVPROXY_DRIVER_H
 #define EVPROXY_DRIVER_H
@@ -39,6 +39,14 @@ struct evio_driver_task {
         bool queued; /* posted and not yet started; guarded by the handle's lock */
 };
 
+/* A unit of work deferred on the driver's thread (libuv's pending queue; intrusive). Zero-
+ * initialise it (prev, next and queued belong to the driver) and set fn. */
+struct evio_deferred {
+        void (*fn)(struct evio_deferred *task);
+        struct evio_deferred *prev, *next;
+        bool queued;
+};
+
 /* Create and destroy. evio_driver_free() accepts NULL; it releases every record still registered
  * (without closing their fds, which belong to the caller). */
 EVIO_API int evio_driver_new(struct evio_driver **out, const struct evio_driver_config *cfg);
@@ -48,16 +56,28 @@ EVIO_API void evio_driver_free(struct evio_driver *d);
 EVIO_API struct evio_handle *evio_driver_handle(struct evio_driver *d);
 
 /* One turn: free records released before this turn, wait up to timeout_ms (-1: no limit, but
- * never past the nearest timer), dispatch
+ * never past the nearest timer, and not at all while deferred tasks are queued), dispatch
  * readiness to wakers, run posted tasks, fire due timers (each at most once per turn: one
- * re-armed in the past fires again next turn). Returns the number of I/O events dispatched, or -ESHUTDOWN / another -errno. The turn
+ * re-armed in the past fires again next turn), run the deferred tasks queued before that pass
+ * began. Returns the number of I/O events dispatched, or -ESHUTDOWN / another -errno. The turn
  * that first sees a shutdown calls every registered record's wakers once (EVIO_READY_ALL)
  * instead of dispatching further. Not re-entrant: a callback must not call it. */
 EVIO_API int evio_driver_turn(struct evio_driver *d, int timeout_ms);
 
-/* The epoll timeout evio_driver_turn() would use for a requested one: min(requested, time to the
- * nearest timer), never past that deadline. */
+/* The epoll timeout evio_driver_turn() would use for a requested one: 0 with deferred tasks
+ * queued, else min(requested, time to the nearest timer), never past that deadline. */
 EVIO_API int evio_driver_next_timeout(struct evio_driver *d, int timeout_ms);
+
+/* The driver's clock (evio_now_ms()) as read when the current or last turn's wait returned: the
+ * "now" of the callbacks of a turn, read once per turn. Driver's thread. */
+EVIO_API uint64_t evio_driver_now_ms(const struct evio_driver *d);
+
+/* Queue task to run on this turn's deferred pass, or the next turn's when called from that pass
+ * (driver's thread). Deferring a queued task is a no-op: it keeps its place. Undeferring takes
+ * it out of the queue, or out of the pass in progress; a no-op when it is not queued. Tasks run
+ * in the order they were deferred; task->fn may free the task or defer it again. */
+EVIO_API void evio_driver_defer(struct evio_driver *d, struct evio_deferred *task);
+EVIO_API void evio_driver_undefer(struct evio_driver *d, struct evio_deferred *task);
 
 /* Signal token: block the given signals in the calling thread (call before creating other
  * threads, which inherit the mask and so never consume them) and deliver them as readiness on
