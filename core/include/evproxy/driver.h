@@ -4,7 +4,9 @@
  * one that calls evio_driver_turn(); between turns, e.g. after that thread was joined, any one
  * thread may make them); every evio_handle_*() call is safe from any thread and means what it
  * says. Wakers, posted tasks, timers and deferred tasks run on the driver's thread only, inside
- * evio_driver_turn(). Violations of the driver-only rule are caught by assert(). */
+ * evio_driver_turn(). assert() catches the violations that would corrupt state: a turn re-entered
+ * or run on two threads, timer, deferred-queue and signal calls off the driver's thread during a
+ * turn. */
 #ifndef EVPROXY_DRIVER_H
 #define EVPROXY_DRIVER_H
 
