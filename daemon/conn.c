@@ -36,7 +36,7 @@ enum conn_state {
 #define NO_EOF 0xff
 
 struct conn {
-        struct runnable run;
+        struct evio_deferred run;
         TAILQ_ENTRY(conn) link;
         struct worker *w;
         struct listener *l;
@@ -404,7 +404,7 @@ static void conn_run_forwarding(struct conn *c)
         if (conn_pump_failed(c, sd, &down, false))
                 return;
         if (up.moved || down.moved) {
-                c->last_ms = w->now_ms;
+                c->last_ms = evio_driver_now_ms(w->drv);
                 conn_count_bytes(c);
         }
         if (c->first_eof == NO_EOF && (c->up.eof || c->down.eof))
@@ -501,7 +501,7 @@ static void conn_wait_header(struct conn *c)
         worker_schedule(c->w, &c->run); /* the header may be there already */
 }
 
-static void conn_run(struct runnable *r)
+static void conn_run(struct evio_deferred *r)
 {
         struct conn *c = container_of(r, struct conn, run);
 
@@ -550,7 +550,7 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         evio_reg_init(&c->creg, w->h, fd);
         evio_reg_init(&c->ureg, w->h, -1);
         evio_timer_init(&c->timer, conn_timer_fn, c);
-        c->start_ms = c->last_ms = w->now_ms;
+        c->start_ms = c->last_ms = evio_driver_now_ms(w->drv);
         c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)
                 log_warning("route %s: no memory to keep a client address: logged as unknown",

@@ -1,7 +1,7 @@
 /* Worker threads: each runs its own driver, accepts on its listener sockets (accept4 until
  * EAGAIN, a budget per run for fairness), applies the connection limits and hands sockets to
  * conn.c. On EMFILE/ENFILE all its listeners pause for ACCEPT_PAUSE_MS instead of spinning.
- * Wakers and timers only queue runnables; the queue runs after each evio_driver_turn(). */
+ * Wakers and timers only defer work; the driver runs it in each turn's deferred pass. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -24,45 +24,12 @@
 #define PIPE_MIN_SIZE   ((size_t)256 * 1024)
 
 struct wlistener {
-        struct runnable run;
+        struct evio_deferred run;
         struct worker *w;
         struct listener *l;
         struct lsock *sock;
         struct evio_registration reg; /* of sock->fd, which is the lsock's: never closed here */
 };
-
-void worker_schedule(struct worker *w, struct runnable *r)
-{
-        if (r->queued)
-                return;
-        TAILQ_INSERT_TAIL(&w->runq, r, link);
-        r->queued = true;
-        w->runq_len++;
-}
-
-void worker_unschedule(struct worker *w, struct runnable *r)
-{
-        if (!r->queued)
-                return;
-        TAILQ_REMOVE(&w->runq, r, link);
-        r->queued = false;
-        w->runq_len--;
-}
-
-/* Run what is queued now; what gets queued meanwhile waits for the next round. */
-static void worker_run_queue(struct worker *w)
-{
-        size_t n = w->runq_len;
-
-        for (size_t i = 0; i < n; i++) {
-                struct runnable *r = TAILQ_FIRST(&w->runq);
-
-                if (!r)
-                        break;
-                worker_unschedule(w, r);
-                r->fn(r);
-        }
-}
 
 /* Take one unit of a limit (0 = no limit, still counted). */
 static bool limit_take(atomic_uint *count, unsigned max)
@@ -153,7 +120,7 @@ static ssize_t accept_one(int lfd, void *arg)
         return fd < 0 ? -errno : fd;
 }
 
-static void wl_run(struct runnable *r)
+static void wl_run(struct evio_deferred *r)
 {
         struct wlistener *wl = container_of(r, struct wlistener, run);
         struct accepted a;
@@ -376,13 +343,11 @@ static void *worker_main(void *arg)
         int r;
 
         while (!w->exit) {
-                r = evio_driver_turn(w->drv, TAILQ_EMPTY(&w->runq) ? -1 : 0);
+                r = evio_driver_turn(w->drv, -1); /* returns at once with work deferred */
                 if (r < 0) {
                         log_error_errno(r, "worker %u: driver", w->id);
                         break;
                 }
-                w->now_ms = evio_now_ms();
-                worker_run_queue(w);
                 worker_check_drain(w);
         }
         worker_release_listeners(w);
@@ -408,7 +373,6 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
                 return log_error_errno(-ENOMEM, "worker %u", id);
         w->id = id;
         w->dmn = d;
-        TAILQ_INIT(&w->runq);
         TAILQ_INIT(&w->conns);
         pipe_pool_init(&w->pipes, pipe_size(d->gen->cfg->buffer_size), PIPES_KEPT);
         buf_pool_init(&w->bufs, d->gen->cfg->buffer_size, BUFS_KEPT);
@@ -422,7 +386,6 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
                 goto err_free;
         }
         w->h = evio_driver_handle(w->drv);
-        w->now_ms = evio_now_ms();
         r = worker_add_listeners(w);
         if (r < 0)
                 goto err_free;

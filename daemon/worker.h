@@ -1,6 +1,7 @@
 /* A worker: one thread with its own driver, accepting on its share of the listeners and running
- * the connections it accepted. Readiness wakers and timers only queue work (struct runnable);
- * the work runs after evio_driver_turn() returns, so no callback frees what the driver still walks.
+ * the connections it accepted. Readiness wakers and timers only queue work (the driver's
+ * deferred queue); the work runs in the turn's deferred pass, after dispatch, so no callback
+ * frees what the driver still walks.
  *   RUNNING --drain task--> DRAINING (listeners let go) --no connections, or deadline--> EXIT
  *   any --stop task--> close every connection (end=shutdown) --> EXIT */
 #ifndef EVPROXYD_WORKER_H
@@ -23,13 +24,6 @@ struct listener;
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-struct runnable {
-        void (*fn)(struct runnable *r);
-        TAILQ_ENTRY(runnable) link;
-        bool queued;
-};
-
-TAILQ_HEAD(runq, runnable);
 TAILQ_HEAD(conn_list, conn);
 
 struct worker {
@@ -42,13 +36,10 @@ struct worker {
         bool started;
         struct wlistener *ls;
         size_t n_ls;
-        struct runq runq;
-        size_t runq_len;
         struct conn_list conns;
         size_t n_conns;
         struct pipe_pool pipes;
         struct buf_pool bufs;
-        uint64_t now_ms; /* driver clock, read after each turn */
         bool draining, drain_expired, exit;
         bool accept_paused;    /* out of fds: no accept until pause_timer fires */
         unsigned pause_streak; /* pauses since the last successful connection */
@@ -73,7 +64,14 @@ void worker_stop(struct worker *w);
 /* For the worker's own thread. */
 /* Out of fds or memory (r): stop accepting on every listener for a moment. */
 void worker_pause_accepting(struct worker *w, int r);
-void worker_schedule(struct worker *w, struct runnable *r);
-void worker_unschedule(struct worker *w, struct runnable *r);
+static inline void worker_schedule(struct worker *w, struct evio_deferred *r)
+{
+        evio_driver_defer(w->drv, r);
+}
+
+static inline void worker_unschedule(struct worker *w, struct evio_deferred *r)
+{
+        evio_driver_undefer(w->drv, r);
+}
 
 #endif

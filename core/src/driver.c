@@ -1,7 +1,8 @@
-/* Driver: owns the epoll fd, the event buffer, the wake and signal tokens and the timers.
- * evio_driver_turn(): free records released before this turn; wait (bounded by the nearest timer);
- * dispatch each event (wake token: drain; signal token: mark; else set readiness and wake);
- * run posted tasks; fire due timers. */
+/* Driver: owns the epoll fd, the event buffer, the wake and signal tokens, the timers and the
+ * deferred queue. evio_driver_turn(): free records released before this turn; wait (bounded by
+ * the nearest timer, not at all with deferred work queued); dispatch each event (wake token:
+ * drain; signal token: mark; else set readiness and wake); run posted tasks; fire due timers;
+ * run the deferred queue. After a shutdown, a turn calls every record's wakers once instead. */
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -12,6 +13,12 @@
 
 #define DEFAULT_EVENT_CAPACITY 1024
 #define DEFAULT_RELEASE_BATCH  16
+
+const void *evio__thread_id(void)
+{
+        static _Thread_local char here;
+        return &here;
+}
 
 static int add_token(int epfd, int fd, void *token)
 {
@@ -31,6 +38,9 @@ int evio_driver_new(struct evio_driver **out, const struct evio_driver_config *c
                 return -ENOMEM;
         d->signal_fd = -1;
         d->event_capacity = cap;
+        d->now_ms = evio_now_ms();
+        atomic_init(&d->owner, NULL);
+        evio__deferred_init(d);
         d->events = calloc(cap, sizeof(*d->events));
         if (!d->events) {
                 r = -ENOMEM;
@@ -69,6 +79,7 @@ void evio_driver_free(struct evio_driver *d)
 {
         if (!d)
                 return;
+        assert(atomic_load(&d->owner) == NULL); /* not from inside a turn */
         evio__timer_heap_free(&d->timers);
         close(d->handle.wake_fd);
         evio__handle_destroy(&d->handle);
@@ -84,11 +95,18 @@ struct evio_handle *evio_driver_handle(struct evio_driver *d)
         return &d->handle;
 }
 
+uint64_t evio_driver_now_ms(const struct evio_driver *d)
+{
+        return d->now_ms;
+}
+
 int evio_driver_next_timeout(struct evio_driver *d, int timeout_ms)
 {
         struct evio_timer *t = evio__timer_heap_peek(&d->timers);
         uint64_t now, wait;
 
+        if (!evio__deferred_empty(d))
+                return 0;
         if (!t)
                 return timeout_ms;
         now = evio_now_ms();
@@ -126,13 +144,12 @@ static unsigned dispatch(struct evio_driver *d, int n)
         return io_events;
 }
 
-int evio_driver_turn(struct evio_driver *d, int timeout_ms)
+/* The turn proper, between the owner marks. */
+static int turn(struct evio_driver *d, int timeout_ms)
 {
         unsigned io_events;
         int n;
 
-        if (evio_handle_is_shutdown(&d->handle))
-                return -ESHUTDOWN;
         evio__regset_release(&d->handle.regset);
         n = epoll_wait(d->epfd, d->events, (int)d->event_capacity,
                        evio_driver_next_timeout(d, timeout_ms));
@@ -141,19 +158,40 @@ int evio_driver_turn(struct evio_driver *d, int timeout_ms)
                         return -errno;
                 n = 0;
         }
+        d->now_ms = evio_now_ms();
         io_events = dispatch(d, n);
         evio__metrics_add_ready(&d->handle.metrics, io_events);
         evio__handle_run_tasks(&d->handle);
         if (d->timers.n)
-                evio__timer_heap_fire(&d->timers, evio_now_ms());
-        return evio_handle_is_shutdown(&d->handle) ? -ESHUTDOWN : (int)io_events;
+                evio__timer_heap_fire(&d->timers, d->now_ms);
+        evio__deferred_run(d);
+        return (int)io_events;
+}
+
+int evio_driver_turn(struct evio_driver *d, int timeout_ms)
+{
+        const void *idle = NULL;
+        int r = -ESHUTDOWN;
+
+        /* One turn at a time: not re-entered from a callback, nor run by two threads. */
+        if (!atomic_compare_exchange_strong(&d->owner, &idle, evio__thread_id()))
+                assert(!"evio_driver_turn() re-entered or run by two threads at once");
+        if (!evio_handle_is_shutdown(&d->handle))
+                r = turn(d, timeout_ms);
+        if (evio_handle_is_shutdown(&d->handle)) {
+                evio__shutdown_wake_all(d);
+                r = -ESHUTDOWN;
+        }
+        atomic_store(&d->owner, NULL);
+        return r;
 }
 
 int evio_driver_enable_signals(struct evio_driver *d, const sigset_t *signals)
 {
-        int fd = evio__signal_token_open(signals, d->signal_fd);
-        int r;
+        int fd, r;
 
+        assert(evio__driver_may_touch(d));
+        fd = evio__signal_token_open(signals, d->signal_fd);
         if (fd < 0)
                 return fd;
         if (d->signal_fd == -1) {
@@ -171,6 +209,7 @@ int evio_driver_enable_signals(struct evio_driver *d, const sigset_t *signals)
 
 uint64_t evio_driver_take_signals(struct evio_driver *d)
 {
+        assert(evio__driver_may_touch(d));
         if (!d->signal_ready || d->signal_fd < 0)
                 return 0;
         d->signal_ready = false;

@@ -1,6 +1,7 @@
 /* Handle: the thread-safe side of a driver. Registration goes through the RegistrationSet's
  * mutex, readiness itself is lock-free, and posted tasks and unpark reach the driver's thread
- * through the wake token. */
+ * through the wake token. A task: idle --post--> queued --its turn--> idle (then fn runs; a post
+ * while queued is a no-op, a post from fn queues it for the next turn). */
 #include <errno.h>
 #include <sys/epoll.h>
 
@@ -32,23 +33,14 @@ void evio__handle_destroy(struct evio_handle *h)
 int evio_handle_register(struct evio_handle *h, int fd, uint32_t interest,
                          const struct evio_waker *w, struct evio_scheduled_io **out)
 {
-        struct evio_scheduled_io *io;
-        struct epoll_event ev = {.events = evio__interest_to_epoll(interest)};
         int r;
 
         if (fd < 0)
                 return -EBADF;
-        r = evio__regset_allocate(&h->regset, fd, interest, w, &io);
+        r = evio__regset_register(&h->regset, h->epfd, fd, interest, w, out);
         if (r < 0)
                 return r;
-        ev.data.ptr = io;
-        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-                r = -errno;
-                evio__regset_remove_unpublished(&h->regset, io);
-                return r;
-        }
         evio__metrics_inc_registered(&h->metrics);
-        *out = io;
         return 0;
 }
 
@@ -60,13 +52,15 @@ int evio_handle_reregister(struct evio_handle *h, struct evio_scheduled_io *io, 
                 return -ESHUTDOWN;
         if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
                 return -errno;
-        io->interest = (uint16_t)interest;
+        atomic_store_explicit(&io->interest, (uint16_t)interest, memory_order_relaxed);
         return 0;
 }
 
+/* On the driver's thread a wake in progress is the caller's own (a waker deregistering): it is
+ * not waited for. Anywhere else the release waits for it to return. */
 void evio_handle_deregister_before_close(struct evio_handle *h, struct evio_scheduled_io *io)
 {
-        evio__sio_release(io);
+        evio__sio_release(io, !evio__driver_turning_here(evio__driver_of(h)));
         evio__metrics_inc_deregistered(&h->metrics);
         if (evio__regset_deregister(&h->regset, io, h->release_batch))
                 evio_handle_unpark(h);
@@ -91,19 +85,28 @@ int evio_handle_unpark(struct evio_handle *h)
 
 int evio_handle_post(struct evio_handle *h, struct evio_driver_task *task)
 {
-        task->next = NULL;
+        bool queued;
+
         pthread_mutex_lock(&h->task_lock);
-        if (h->task_tail)
-                h->task_tail->next = task;
-        else
-                h->task_head = task;
-        h->task_tail = task;
-        atomic_store_explicit(&h->tasks_posted, true, memory_order_relaxed);
+        queued = task->queued;
+        if (!queued) {
+                task->queued = true;
+                task->next = NULL;
+                if (h->task_tail)
+                        h->task_tail->next = task;
+                else
+                        h->task_head = task;
+                h->task_tail = task;
+                atomic_store_explicit(&h->tasks_posted, true, memory_order_relaxed);
+        }
         pthread_mutex_unlock(&h->task_lock);
-        return evio_handle_unpark(h);
+        /* Already queued: it runs anyway, and whoever queued it unparked the driver. */
+        return queued ? 0 : evio_handle_unpark(h);
 }
 
-/* Run the tasks posted before this call; tasks they post run on the next turn. */
+/* Run the tasks posted before this call; tasks they post run on the next turn. A task stays
+ * queued (a post of it is a no-op) until just before its fn runs, and its links are read under
+ * the lock, since a post from another thread may queue it again the moment it is idle. */
 void evio__handle_run_tasks(struct evio_handle *h)
 {
         struct evio_driver_task *t;
@@ -117,8 +120,14 @@ void evio__handle_run_tasks(struct evio_handle *h)
         h->task_head = h->task_tail = NULL;
         pthread_mutex_unlock(&h->task_lock);
         while (t) {
-                struct evio_driver_task *next = t->next;
+                struct evio_driver_task *next;
+
+                pthread_mutex_lock(&h->task_lock);
+                assert(t->queued);
+                next = t->next;
                 t->next = NULL;
+                t->queued = false;
+                pthread_mutex_unlock(&h->task_lock);
                 t->fn(t);
                 t = next;
         }

@@ -3,6 +3,7 @@
 #ifndef EVPROXY_CORE_INTERNAL_H
 #define EVPROXY_CORE_INTERNAL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,14 +21,17 @@
 /* One record is exactly one 64-byte cache line, allocated 64-byte aligned: what an event touches
  * (state, wakers, the lock) and the list links never share a line with another record. The lock
  * is a one-byte spinlock, not a pthread mutex (40 bytes): it is held only to copy or store a
- * waker, never across a call, so it is uncontended in practice and spinning is the cheap case. */
+ * waker, never across a call, so it is uncontended in practice and spinning is the cheap case.
+ * `waking` is set (under the lock) while the driver calls this record's wakers, so a deregister
+ * from another thread can wait the call out; a deregistered record's wakers hold a mark
+ * (scheduled_io.c) instead of a bit of their own, so the record stays one line. */
 struct evio_scheduled_io {
         _Atomic uint64_t state;
         struct evio_waker wakers[2];
         int fd;
-        uint16_t interest;
-        bool released;        /* deregistered: wakers dropped, freed at next turn */
-        _Atomic uint8_t lock; /* guards wakers and released */
+        _Atomic uint16_t interest;
+        _Atomic uint8_t waking; /* the driver is calling this record's wakers */
+        _Atomic uint8_t lock;   /* guards wakers (and so the released mark in them) */
         struct evio_scheduled_io *prev, *next; /* registered list, or pending list (next only) */
 };
 _Static_assert(sizeof(struct evio_scheduled_io) == 64, "a record is one cache line");
@@ -47,33 +51,37 @@ void evio__sio_init(struct evio_scheduled_io *io, int fd, uint32_t interest,
 uint32_t evio__sio_set_readiness(struct evio_scheduled_io *io, uint32_t ready);
 void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready);
 void evio__sio_set_shutdown(struct evio_scheduled_io *io);
-void evio__sio_release(struct evio_scheduled_io *io);
+/* Drop the wakers for good. With wait_wake, also wait until a wake that had already copied them
+ * has returned (the caller is not the thread that runs it). */
+void evio__sio_release(struct evio_scheduled_io *io, bool wait_wake);
+bool evio__sio_is_released(struct evio_scheduled_io *io);
 uint64_t evio__sio_tick(const struct evio_scheduled_io *io);
 
 /* registration_set.c: owns every record; the mutex guards the lists. */
 struct evio__registration_set {
         pthread_mutex_t lock;
-        struct evio_scheduled_io *registered; /* doubly linked */
+        struct evio_scheduled_io *registered; /* doubly linked, newest first */
         struct evio_scheduled_io *pending;    /* deregistered, freed at the next turn */
+        struct evio_scheduled_io *wake_next;  /* after shutdown: next record the driver wakes */
         size_t n_registered;
         _Atomic size_t n_pending; /* read without the lock to skip an empty release */
-        unsigned release_holds;   /* >0 while shutdown walks records outside the lock */
         bool is_shutdown;
 };
 
 int evio__regset_init(struct evio__registration_set *s);
 void evio__regset_destroy(struct evio__registration_set *s);
-int evio__regset_allocate(struct evio__registration_set *s, int fd, uint32_t interest,
+/* Allocate a record and add fd to epfd with it, atomically with respect to a shutdown: either
+ * the record is published in the set, or nothing of it remains (and epoll never saw it). */
+int evio__regset_register(struct evio__registration_set *s, int epfd, int fd, uint32_t interest,
                           const struct evio_waker *w, struct evio_scheduled_io **out);
-void evio__regset_remove_unpublished(struct evio__registration_set *s,
-                                     struct evio_scheduled_io *io);
 bool evio__regset_deregister(struct evio__registration_set *s, struct evio_scheduled_io *io,
                              size_t batch);
 size_t evio__regset_release(struct evio__registration_set *s);
 size_t evio__regset_pending(struct evio__registration_set *s);
-int evio__regset_shutdown(struct evio__registration_set *s, struct evio_scheduled_io ***out,
-                          size_t *n);
-void evio__regset_shutdown_done(struct evio__registration_set *s, struct evio_scheduled_io **ios);
+/* Mark the set and every record shut down (false if it already was); the records' wakers are
+ * then called on the driver's thread, one evio__regset_next_to_wake() at a time. */
+bool evio__regset_shutdown(struct evio__registration_set *s);
+struct evio_scheduled_io *evio__regset_next_to_wake(struct evio__registration_set *s);
 
 /* metrics.c */
 struct evio__metrics {
@@ -103,7 +111,7 @@ struct evio_handle {
         _Atomic bool is_shutdown;
         struct evio__registration_set regset;
         struct evio__metrics metrics;
-        pthread_mutex_t task_lock;
+        pthread_mutex_t task_lock; /* guards the task list and every queued task's links */
         struct evio_driver_task *task_head, *task_tail;
         _Atomic bool tasks_posted; /* read without the lock to skip an empty queue */
 };
@@ -115,7 +123,8 @@ void evio__handle_run_tasks(struct evio_handle *h);
 /* timer.c: the heap lives in the driver. */
 struct evio__timer_heap {
         struct evio_timer **items;
-        size_t n, cap;
+        struct evio_timer **due; /* the timers a fire pass took out of the heap; cap entries */
+        size_t n, cap, n_due;
 };
 void evio__timer_heap_free(struct evio__timer_heap *th);
 struct evio_timer *evio__timer_heap_peek(const struct evio__timer_heap *th);
@@ -131,9 +140,48 @@ struct evio_driver {
         unsigned event_capacity;
         int signal_fd;
         bool signal_ready;
+        bool shutdown_woken; /* the shutdown's wakers were called */
         uint64_t pending_signals;
+        uint64_t now_ms; /* the clock when the last wait returned */
+        /* The thread inside evio_driver_turn() (evio__thread_id()), NULL between turns. */
+        _Atomic(const void *) owner;
         struct evio__timer_heap timers;
+        struct evio_deferred deferred; /* circular list head; next == &deferred when empty */
+        size_t n_deferred;
         struct evio_handle handle;
 };
+
+/* A value unique to the calling thread. */
+const void *evio__thread_id(void);
+
+/* The calling thread is the one turning d right now. */
+static inline bool evio__driver_turning_here(struct evio_driver *d)
+{
+        return atomic_load_explicit(&d->owner, memory_order_relaxed) == evio__thread_id();
+}
+
+/* Driver-only calls are legal on the driver's thread, or on any thread while no turn runs (e.g.
+ * cancelling timers after the driver's thread has been joined). Checked with assert(). */
+static inline bool evio__driver_may_touch(struct evio_driver *d)
+{
+        const void *owner = atomic_load_explicit(&d->owner, memory_order_relaxed);
+        return owner == NULL || owner == evio__thread_id();
+}
+
+static inline struct evio_driver *evio__driver_of(struct evio_handle *h)
+{
+        return (struct evio_driver *)(void *)((char *)h - offsetof(struct evio_driver, handle));
+}
+
+/* deferred.c: the driver-thread queue of evio_driver_defer(). */
+void evio__deferred_init(struct evio_driver *d);
+static inline bool evio__deferred_empty(const struct evio_driver *d)
+{
+        return d->deferred.next == &d->deferred;
+}
+void evio__deferred_run(struct evio_driver *d);
+
+/* shutdown.c: on the driver's thread, call every record's wakers once after a shutdown. */
+void evio__shutdown_wake_all(struct evio_driver *d);
 
 #endif

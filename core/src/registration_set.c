@@ -1,8 +1,11 @@
 /* RegistrationSet: owns every ScheduledIo of a driver. The epoll token is the record's address,
  * so a deregistered record goes to a pending list and is freed only at the start of the next
- * turn, when no event array that may hold its address is being walked. */
+ * turn, when no event array that may hold its address is being walked.
+ *   register: (mutex) shut down? -> epoll ADD -> published in `registered`; else freed at once
+ *   registered --deregister--> pending --next turn--> freed */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 
 #include "internal.h"
 
@@ -31,29 +34,42 @@ void evio__regset_destroy(struct evio__registration_set *s)
 
 static void unlink_registered(struct evio__registration_set *s, struct evio_scheduled_io *io)
 {
+        assert(s->n_registered > 0);
+        assert(io->prev ? io->prev->next == io : s->registered == io); /* in this list */
         if (io->prev)
                 io->prev->next = io->next;
         else
                 s->registered = io->next;
         if (io->next)
                 io->next->prev = io->prev;
+        if (s->wake_next == io)
+                s->wake_next = io->next;
         io->prev = io->next = NULL;
         s->n_registered--;
 }
 
-int evio__regset_allocate(struct evio__registration_set *s, int fd, uint32_t interest,
+/* The epoll ADD happens under the mutex, so a shutdown (which takes it too) comes either before
+ * (nothing is added) or after (the record is in the list it marks). The kernel serialises
+ * epoll_ctl calls on one epoll instance anyway, so holding the mutex across it costs little. */
+int evio__regset_register(struct evio__registration_set *s, int epfd, int fd, uint32_t interest,
                           const struct evio_waker *w, struct evio_scheduled_io **out)
 {
         struct evio_scheduled_io *io = aligned_alloc(64, sizeof(*io));
+        struct epoll_event ev = {.events = evio__interest_to_epoll(interest), .data.ptr = io};
+        int r = 0;
 
         if (!io)
                 return -ENOMEM;
         evio__sio_init(io, fd, interest, w);
         pthread_mutex_lock(&s->lock);
-        if (s->is_shutdown) {
+        if (s->is_shutdown)
+                r = -ESHUTDOWN;
+        else if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+                r = -errno;
+        if (r < 0) {
                 pthread_mutex_unlock(&s->lock);
-                free(io);
-                return -ESHUTDOWN;
+                free(io); /* never in epoll nor in the list: nobody else saw it */
+                return r;
         }
         io->next = s->registered;
         if (io->next)
@@ -65,19 +81,12 @@ int evio__regset_allocate(struct evio__registration_set *s, int fd, uint32_t int
         return 0;
 }
 
-void evio__regset_remove_unpublished(struct evio__registration_set *s, struct evio_scheduled_io *io)
-{
-        pthread_mutex_lock(&s->lock);
-        unlink_registered(s, io);
-        pthread_mutex_unlock(&s->lock);
-        free(io);
-}
-
 bool evio__regset_deregister(struct evio__registration_set *s, struct evio_scheduled_io *io,
                              size_t batch)
 {
         bool wake;
 
+        assert(evio__sio_is_released(io)); /* its wakers are gone before it leaves the list */
         pthread_mutex_lock(&s->lock);
         unlink_registered(s, io);
         io->next = s->pending;
@@ -96,7 +105,7 @@ size_t evio__regset_release(struct evio__registration_set *s)
         if (atomic_load_explicit(&s->n_pending, memory_order_relaxed) == 0)
                 return 0; /* a release racing this check is freed on the next turn */
         pthread_mutex_lock(&s->lock);
-        if (s->release_holds || !s->pending) {
+        if (!s->pending) {
                 pthread_mutex_unlock(&s->lock);
                 return 0;
         }
@@ -119,38 +128,36 @@ size_t evio__regset_pending(struct evio__registration_set *s)
         return n;
 }
 
-/* Mark the set shut down and hand back every live record; the records stay allocated (release
- * is held) until evio__regset_shutdown_done(), so the caller may wake them outside the lock. */
-int evio__regset_shutdown(struct evio__registration_set *s, struct evio_scheduled_io ***out,
-                          size_t *n)
+/* Under the mutex: no registration is half-way, so every record that will ever be published
+ * is in the list and gets its shutdown bit here. The wakers are left to the driver's thread. */
+bool evio__regset_shutdown(struct evio__registration_set *s)
 {
-        struct evio_scheduled_io **ios;
-        size_t i = 0;
+        bool first;
 
         pthread_mutex_lock(&s->lock);
-        s->is_shutdown = true;
-        ios = calloc(s->n_registered ? s->n_registered : 1, sizeof(*ios));
-        if (!ios) {
-                /* Still mark every record, so polls report the shutdown; only wakers go uncalled.
-                 */
+        first = !s->is_shutdown;
+        if (first) {
+                s->is_shutdown = true;
                 for (struct evio_scheduled_io *io = s->registered; io; io = io->next)
                         evio__sio_set_shutdown(io);
-                pthread_mutex_unlock(&s->lock);
-                return -ENOMEM;
+                s->wake_next = s->registered;
         }
-        for (struct evio_scheduled_io *io = s->registered; io; io = io->next)
-                ios[i++] = io;
-        s->release_holds++;
         pthread_mutex_unlock(&s->lock);
-        *out = ios;
-        *n = i;
-        return 0;
+        return first;
 }
 
-void evio__regset_shutdown_done(struct evio__registration_set *s, struct evio_scheduled_io **ios)
+/* The next record whose wakers the shutdown calls, or NULL. No record is published after the
+ * shutdown and a deregistered one moves the cursor past itself, so each is handed out once.
+ * Records are freed only by the driver's thread, which is the caller: the one returned stays
+ * allocated until the caller's next turn even if another thread deregisters it meanwhile. */
+struct evio_scheduled_io *evio__regset_next_to_wake(struct evio__registration_set *s)
 {
+        struct evio_scheduled_io *io;
+
         pthread_mutex_lock(&s->lock);
-        s->release_holds--;
+        io = s->wake_next;
+        if (io)
+                s->wake_next = io->next;
         pthread_mutex_unlock(&s->lock);
-        free(ios);
+        return io;
 }

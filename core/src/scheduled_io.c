@@ -1,6 +1,8 @@
 /* ScheduledIo: the readiness word of one registered resource and its two waker slots.
  * The driver sets readiness (OR bits in, advance the tick); a consumer clears what its snapshot
- * saw only if the tick is unchanged, so readiness that arrived meanwhile is never lost. */
+ * saw only if the tick is unchanged, so readiness that arrived meanwhile is never lost.
+ * Wakers: live --release--> released (dropped for good); a wake copies them under the lock and
+ * marks the record `waking` until they returned, which a release from another thread waits out. */
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -17,9 +19,13 @@ static uint64_t tick_of(uint64_t state)
         return state >> SIO_TICK_SHIFT;
 }
 
+/* A released record's read waker: no function, this argument. Set under the lock for good, so
+ * no waker can be installed afterwards; needs no bit of its own in the 64-byte record. */
+static char released_mark;
+
 /* The record's spinlock. Held for a few stores at most; after a short spin the waiter yields, so
  * a holder preempted on a busy machine gets the CPU back. */
-static void sio_lock(struct evio_scheduled_io *io)
+static inline void sio_lock(struct evio_scheduled_io *io)
 {
         unsigned spins = 0;
 
@@ -29,9 +35,16 @@ static void sio_lock(struct evio_scheduled_io *io)
                                 sched_yield();
 }
 
-static void sio_unlock(struct evio_scheduled_io *io)
+static inline void sio_unlock(struct evio_scheduled_io *io)
 {
         atomic_store_explicit(&io->lock, 0, memory_order_release);
+}
+
+/* Under the lock. */
+static bool released(const struct evio_scheduled_io *io)
+{
+        return !io->wakers[EVIO_DIRECTION_READ].fn &&
+               io->wakers[EVIO_DIRECTION_READ].arg == &released_mark;
 }
 
 void evio__sio_init(struct evio_scheduled_io *io, int fd, uint32_t interest,
@@ -40,7 +53,8 @@ void evio__sio_init(struct evio_scheduled_io *io, int fd, uint32_t interest,
         memset(io, 0, sizeof(*io));
         atomic_init(&io->state, 0);
         io->fd = fd;
-        io->interest = (uint16_t)interest;
+        atomic_init(&io->interest, (uint16_t)interest);
+        atomic_init(&io->waking, 0);
         atomic_init(&io->lock, 0);
         if (w) {
                 io->wakers[EVIO_DIRECTION_READ] = *w;
@@ -94,13 +108,14 @@ struct evio_ready_event evio_sio_ready(const struct evio_scheduled_io *io, uint3
         return ev;
 }
 
+/* A direction's bits only, as Tokio's masks: ERROR alone satisfies neither direction (an error
+ * shows on the write side as WRITE_CLOSED, see evio__ready_from_epoll). */
 static bool snapshot(struct evio_scheduled_io *io, enum evio_direction dir,
                      struct evio_ready_event *ev)
 {
         uint64_t cur = atomic_load(&io->state);
 
-        ev->ready =
-            (uint32_t)(cur & SIO_READY_MASK) & (evio_direction_mask(dir) | EVIO_READY_ERROR);
+        ev->ready = (uint32_t)(cur & SIO_READY_MASK) & evio_direction_mask(dir);
         ev->tick = tick_of(cur);
         ev->is_shutdown = (cur & SIO_SHUTDOWN) != 0;
         return ev->ready != 0 || ev->is_shutdown;
@@ -129,7 +144,7 @@ void evio_sio_set_waker(struct evio_scheduled_io *io, enum evio_direction dir,
                         const struct evio_waker *w)
 {
         sio_lock(io);
-        if (!io->released) {
+        if (!released(io)) {
                 if (w)
                         io->wakers[dir] = *w;
                 else
@@ -143,12 +158,34 @@ int evio_sio_fd(const struct evio_scheduled_io *io)
         return io->fd;
 }
 
-void evio__sio_release(struct evio_scheduled_io *io)
+bool evio__sio_is_released(struct evio_scheduled_io *io)
 {
+        bool r;
+
         sio_lock(io);
-        io->released = true;
-        memset(io->wakers, 0, sizeof(io->wakers));
+        r = released(io);
         sio_unlock(io);
+        return r;
+}
+
+void evio__sio_release(struct evio_scheduled_io *io, bool wait_wake)
+{
+        unsigned spins = 0;
+        bool waking;
+
+        sio_lock(io);
+        assert(!released(io)); /* deregistered twice */
+        memset(io->wakers, 0, sizeof(io->wakers));
+        io->wakers[EVIO_DIRECTION_READ].arg = &released_mark;
+        /* acquire: a wake that finished before us happened before our return, too */
+        waking = atomic_load_explicit(&io->waking, memory_order_acquire);
+        sio_unlock(io);
+        /* A wake that copied the wakers before us is still calling them: the caller may free
+         * what they point at as soon as we return. */
+        if (waking && wait_wake)
+                while (atomic_load_explicit(&io->waking, memory_order_acquire))
+                        if (++spins % 64 == 0)
+                                sched_yield();
 }
 
 void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready)
@@ -160,6 +197,7 @@ void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready)
         sio_lock(io);
         for (int dir = EVIO_DIRECTION_READ; dir <= EVIO_DIRECTION_WRITE; dir++) {
                 struct evio_waker *w = &io->wakers[dir];
+                /* ERROR and PRIORITY wake both: a waker must tolerate finding nothing. */
                 uint32_t mine =
                     ready & (evio_direction_mask(dir) | EVIO_READY_ERROR | EVIO_READY_PRIORITY);
 
@@ -173,7 +211,12 @@ void evio__sio_wake(struct evio_scheduled_io *io, uint32_t ready)
                 call[n] = *w;
                 bits[n++] = mine;
         }
+        if (n)
+                atomic_store_explicit(&io->waking, 1, memory_order_relaxed);
         sio_unlock(io);
+        if (!n)
+                return;
         for (size_t i = 0; i < n; i++)
                 call[i].fn(call[i].arg, bits[i]);
+        atomic_store_explicit(&io->waking, 0, memory_order_release);
 }

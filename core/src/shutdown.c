@@ -1,26 +1,31 @@
-/* Shutdown: mark the registration set shut down, set the shutdown bit on every record and call
- * its wakers, then unpark the driver so a blocked turn sees it. New registrations fail with
- * -ESHUTDOWN; polls and turns report it. */
+/* Shutdown, in two halves. Any thread: mark the registration set and every record shut down
+ * (atomics under the set's mutex) and unpark the driver. The driver's thread, in its next turn:
+ * call every record's wakers once with EVIO_READY_ALL, so wakers run on the driver's thread only,
+ * whoever asked. New registrations fail with -ESHUTDOWN; polls and turns report it. */
 #include "internal.h"
 
 void evio_handle_shutdown(struct evio_handle *h)
 {
-        struct evio_scheduled_io **ios;
-        size_t n;
-
-        if (atomic_exchange(&h->is_shutdown, true))
+        if (!evio__regset_shutdown(&h->regset))
                 return;
-        if (evio__regset_shutdown(&h->regset, &ios, &n) == 0) {
-                for (size_t i = 0; i < n; i++) {
-                        evio__sio_set_shutdown(ios[i]);
-                        evio__sio_wake(ios[i], EVIO_READY_ALL);
-                }
-                evio__regset_shutdown_done(&h->regset, ios);
-        }
+        /* Set after the records are marked: a turn that sees it finds them all. */
+        atomic_store(&h->is_shutdown, true);
         evio_handle_unpark(h);
 }
 
 bool evio_handle_is_shutdown(struct evio_handle *h)
 {
         return atomic_load(&h->is_shutdown);
+}
+
+void evio__shutdown_wake_all(struct evio_driver *d)
+{
+        struct evio_scheduled_io *io;
+
+        assert(evio__driver_turning_here(d));
+        if (d->shutdown_woken)
+                return;
+        d->shutdown_woken = true;
+        while ((io = evio__regset_next_to_wake(&d->handle.regset)))
+                evio__sio_wake(io, EVIO_READY_ALL);
 }

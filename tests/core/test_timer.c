@@ -1,5 +1,6 @@
 /* Timers: 10,000 random deadlines fire in deadline order, never early; cancel works; re-arm
- * moves a timer; evio_driver_turn's timeout never overshoots the nearest deadline. */
+ * moves a timer; evio_driver_turn's timeout never overshoots the nearest deadline; a timer fires
+ * at most once per turn, and callbacks may cancel or re-arm timers due in the same turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -175,6 +176,121 @@ static void test_rearm_in_past_is_bounded(void **state)
         evio_driver_free(ctx.d);
 }
 
+/* Issue 12 item 4: a timer re-armed in the past from its own callback fires once per turn,
+ * however many other timers are armed (the old loop was bounded by the number of armed timers,
+ * so it fired the same timer again in the same turn); timers due on entry still all fire. */
+struct rearm_count {
+        struct evio_driver *d;
+        int fired;
+};
+
+static void rearm_in_past(struct evio_timer *t, void *arg)
+{
+        struct rearm_count *c = arg;
+
+        c->fired++;
+        assert_int_equal(evio_timer_arm(c->d, t, 1), 0);
+}
+
+static void count_fire(struct evio_timer *t, void *arg)
+{
+        (*(int *)arg)++;
+}
+
+static void test_rearm_in_past_fires_once_per_turn(void **state)
+{
+        struct rearm_count c = {0};
+        struct evio_timer self, due[3], later[5];
+        int due_fired = 0, later_fired = 0;
+
+        assert_int_equal(evio_driver_new(&c.d, NULL), 0);
+        evio_timer_init(&self, rearm_in_past, &c);
+        assert_int_equal(evio_timer_arm(c.d, &self, 1), 0);
+        for (int i = 0; i < 3; i++) {
+                evio_timer_init(&due[i], count_fire, &due_fired);
+                assert_int_equal(evio_timer_arm(c.d, &due[i], 2 + (uint64_t)i), 0);
+        }
+        for (int i = 0; i < 5; i++) {
+                evio_timer_init(&later[i], count_fire, &later_fired);
+                assert_int_equal(evio_timer_arm(c.d, &later[i], evio_now_ms() + 60000), 0);
+        }
+        for (int turn = 1; turn <= 4; turn++) {
+                assert_int_equal(evio_driver_next_timeout(c.d, -1), 0);
+                evio_driver_turn(c.d, 1000);
+                assert_int_equal(c.fired, turn);
+                assert_int_equal(due_fired, 3);
+                assert_true(evio_timer_armed(&self));
+        }
+        assert_int_equal(later_fired, 0);
+        evio_timer_cancel(c.d, &self);
+        for (int i = 0; i < 5; i++)
+                evio_timer_cancel(c.d, &later[i]);
+        evio_driver_free(c.d);
+}
+
+/* A callback may cancel or re-arm a timer that is due in the same turn: a cancelled one does
+ * not fire, one re-armed to the future fires then, one re-armed in the past fires next turn. */
+struct due_ctx {
+        struct evio_driver *d;
+        struct evio_timer *victim, *moved, *again;
+        int victim_fired, moved_fired, again_fired;
+};
+
+static void on_victim(struct evio_timer *t, void *arg)
+{
+        ((struct due_ctx *)arg)->victim_fired++;
+}
+
+static void on_moved(struct evio_timer *t, void *arg)
+{
+        ((struct due_ctx *)arg)->moved_fired++;
+}
+
+static void on_again(struct evio_timer *t, void *arg)
+{
+        ((struct due_ctx *)arg)->again_fired++;
+}
+
+static void first_meddles(struct evio_timer *t, void *arg)
+{
+        struct due_ctx *c = arg;
+
+        evio_timer_cancel(c->d, c->victim);
+        assert_int_equal(evio_timer_arm(c->d, c->moved, evio_now_ms() + 60000), 0);
+        assert_int_equal(evio_timer_arm(c->d, c->again, 0), 0);
+}
+
+static void test_callback_cancels_and_rearms_due_timers(void **state)
+{
+        struct due_ctx c = {0};
+        struct evio_timer first, victim, moved, again;
+
+        assert_int_equal(evio_driver_new(&c.d, NULL), 0);
+        c.victim = &victim;
+        c.moved = &moved;
+        c.again = &again;
+        evio_timer_init(&first, first_meddles, &c);
+        evio_timer_init(&victim, on_victim, &c);
+        evio_timer_init(&moved, on_moved, &c);
+        evio_timer_init(&again, on_again, &c);
+        assert_int_equal(evio_timer_arm(c.d, &first, 1), 0);
+        assert_int_equal(evio_timer_arm(c.d, &victim, 2), 0);
+        assert_int_equal(evio_timer_arm(c.d, &moved, 3), 0);
+        assert_int_equal(evio_timer_arm(c.d, &again, 4), 0);
+        evio_driver_turn(c.d, 0);
+        assert_int_equal(c.victim_fired, 0);
+        assert_false(evio_timer_armed(&victim));
+        assert_int_equal(c.moved_fired, 0);
+        assert_true(evio_timer_armed(&moved));
+        assert_int_equal(c.again_fired, 0);
+        assert_true(evio_timer_armed(&again));
+        evio_driver_turn(c.d, 0);
+        assert_int_equal(c.again_fired, 1);
+        assert_false(evio_timer_armed(&again));
+        evio_timer_cancel(c.d, &moved);
+        evio_driver_free(c.d);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -182,6 +298,8 @@ int main(void)
             cmocka_unit_test(test_virtual_time_order_and_cancel),
             cmocka_unit_test(test_timeout_never_overshoots),
             cmocka_unit_test(test_rearm_in_past_is_bounded),
+            cmocka_unit_test(test_rearm_in_past_fires_once_per_turn),
+            cmocka_unit_test(test_callback_cancels_and_rearms_due_timers),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         free(log_.deadlines);

@@ -44,7 +44,9 @@ struct evio_ready_event {
 /* The Ready bits that can satisfy an interest (readable also means read-closed, etc.). */
 EVIO_API uint32_t evio_ready_from_interest(uint32_t interest);
 
-/* Mask of a direction: READ = READABLE|READ_CLOSED, WRITE = WRITABLE|WRITE_CLOSED. */
+/* Mask of a direction: READ = READABLE|READ_CLOSED, WRITE = WRITABLE|WRITE_CLOSED. ERROR and
+ * PRIORITY are in neither (Tokio's masks): an epoll error sets WRITE_CLOSED with ERROR, so a
+ * consumer waiting to write (or for a connect) sees it; ask for ERROR itself by interest. */
 EVIO_API uint32_t evio_direction_mask(enum evio_direction dir);
 
 #endif
