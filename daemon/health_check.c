@@ -15,6 +15,7 @@
 #include "health.h"
 #include "health_check.h"
 #include "log.h"
+#include "sock.h"
 #include "upstream.h"
 
 struct probe {
@@ -74,7 +75,7 @@ static void probe_wake(void *arg, uint32_t ready)
         struct probe *p = arg;
 
         if (p->fd >= 0)
-                probe_done(p, upstream_connect_result(p->fd));
+                probe_done(p, sock_connect_result(p->fd));
 }
 
 static void probe_timer(struct evio_timer *t, void *arg)
@@ -90,7 +91,7 @@ static void probe_timer(struct evio_timer *t, void *arg)
                 probe_done(p, -ETIMEDOUT);
                 return;
         }
-        r = upstream_connect(&rc->upstreams[p->idx], &p->fd);
+        r = sock_connect(&rc->upstreams[p->idx], 0, &p->fd); /* no data: no TCP_NODELAY */
         if (r == -EINPROGRESS) {
                 r = evio_handle_register(evio_driver_handle(p->hc->d->drv), p->fd,
                                          EVIO_INTEREST_WRITABLE, &wk, &p->io);
