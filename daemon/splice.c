@@ -55,6 +55,8 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                 }
                 if (!p->pipe) {
                         r = pipe_pool_get(pool, &p->pipe);
+                        if (r == -ENOBUFS)
+                                return PUMP_NO_PIPE; /* over the pipe budget: copy for now */
                         if (r < 0)
                                 return PUMP_FALLBACK; /* no pipe to be had: copy instead */
                 }
