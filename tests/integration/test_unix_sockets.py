@@ -9,7 +9,8 @@ mode_race: while a thread stat()s two listener paths in a tight loop (and reads 
 stale_rule: for a route listener and for the metrics endpoint alike, a socket file nobody
   listens on is replaced; a socket in use makes the daemon refuse to start (exit 1, "another
   process is listening on PATH") and is left working; a file that is not a socket is refused
-  ("exists and is not a socket") and left as it was.
+  ("exists and is not a socket") and left as it was. Refusing to start is a clean exit: status 1
+  and nothing on stderr but log lines.
 own_file_only: files put in place of the daemon's (a listener's and the metrics endpoint's)
   while it runs survive a reload that drops the listener and the daemon's exit; its own files
   are removed.
@@ -164,6 +165,9 @@ def start_fails(ctx, name, text, pattern):
     print("  %s: rc=%d: %s" % (name, rc, " | ".join(err.strip().splitlines()[-2:])))
     check(re.search(pattern, err, re.M), "%s: no line matching %r in:\n%s" % (name, pattern, err))
     check(rc == 1, "%s: exit status %d, want 1; log:\n%s" % (name, rc, err))
+    # Nothing but log lines (a sanitizer's report would exit 1 too).
+    bad = [l for l in err.splitlines() if not ev.PRIO_RE.match(l)]
+    check(not bad, "%s: lines that are not the daemon's log: %s" % (name, bad[:5]))
 
 
 def stale_socket(path):
