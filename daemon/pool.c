@@ -27,7 +27,8 @@ void pipe_budget_set_limit(struct pipe_budget *b, size_t limit)
         atomic_store_explicit(&b->limit, limit, RELAXED);
 }
 
-static bool budget_take(struct pipe_budget *b, size_t n)
+/* Reserve n bytes (within the limit, by compare-and-swap); a new pipe also counts itself. */
+static bool budget_take(struct pipe_budget *b, size_t n, bool new_pipe)
 {
         size_t limit = atomic_load_explicit(&b->limit, RELAXED);
         size_t cur = atomic_load_explicit(&b->bytes, RELAXED);
@@ -37,7 +38,8 @@ static bool budget_take(struct pipe_budget *b, size_t n)
                         return false;
         } while (
             !atomic_compare_exchange_weak_explicit(&b->bytes, &cur, cur + n, RELAXED, RELAXED));
-        atomic_fetch_add_explicit(&b->pipes, 1, RELAXED);
+        if (new_pipe)
+                atomic_fetch_add_explicit(&b->pipes, 1, RELAXED);
         return true;
 }
 
@@ -122,7 +124,7 @@ static int pipe_new(struct pipe_pool *p, struct pipe_pair **out)
         struct pipe_pair *pp;
         int fds[2], sz, r;
 
-        if (b && !budget_take(b, p->size)) {
+        if (b && !budget_take(b, p->size, true)) {
                 atomic_fetch_add_explicit(&b->refused, 1, RELAXED);
                 return -ENOBUFS;
         }
@@ -158,6 +160,21 @@ err_budget:
         return r;
 }
 
+/* A pooled pipe the kernel had shrunk: ask for the full size again (granted once the user's
+ * pipes are back under the kernel's limit), one fcntl per reuse instead of a new pipe each
+ * time. */
+static void pipe_regrow(struct pipe_pool *p, struct pipe_pair *pp)
+{
+        size_t more = p->size - pp->cap;
+
+        if (pp->budget && !budget_take(pp->budget, more, false))
+                return;
+        if (fcntl(pp->wfd, F_SETPIPE_SZ, (int)p->size) >= (int)p->size)
+                pp->cap = p->size;
+        else if (pp->budget)
+                atomic_fetch_sub_explicit(&pp->budget->bytes, more, RELAXED);
+}
+
 int pipe_pool_get(struct pipe_pool *p, struct pipe_pair **out)
 {
         struct pipe_pair *pp = p->free;
@@ -167,6 +184,8 @@ int pipe_pool_get(struct pipe_pool *p, struct pipe_pair **out)
                 p->free = pp->next;
                 p->n_free--;
                 pp->next = NULL;
+                if (pp->cap < p->size)
+                        pipe_regrow(p, pp);
         } else {
                 r = pipe_new(p, &pp);
                 if (r < 0)
@@ -188,8 +207,7 @@ static bool budget_tight(const struct pipe_budget *b)
 void pipe_pool_put(struct pipe_pool *p, struct pipe_pair *pp)
 {
         budget_use(pp->budget, pp->cap, -1);
-        if (p->n_free >= p->max_free || pp->cap < p->size ||
-            (pp->budget && budget_tight(pp->budget))) {
+        if (p->n_free >= p->max_free || (pp->budget && budget_tight(pp->budget))) {
                 pipe_close(pp);
                 return;
         }

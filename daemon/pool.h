@@ -63,8 +63,9 @@ void pipe_pool_destroy(struct pipe_pool *p);
  * copy for now: pipes come back as connections let go of theirs), EMFILE, ENFILE, ENOMEM. The
  * kernel may make a pipe smaller than asked (per-user pipe limits): pp->cap says what it holds. */
 int pipe_pool_get(struct pipe_pool *p, struct pipe_pair **out);
-/* Give back an empty pipe. It is kept for reuse only if it has the full size, the pool is not
- * full, and the budget is not nearly spent (so idle pipes do not starve other workers). */
+/* Give back an empty pipe. It is kept for reuse only if the pool is not full and the budget
+ * is not nearly spent (so idle pipes do not starve other workers); a shrunk one asks for the
+ * full size again when it is reused. */
 void pipe_pool_put(struct pipe_pool *p, struct pipe_pair *pp);
 /* Close a pipe taken with pipe_pool_get() that may still hold data. Accepts NULL. */
 void pipe_pool_discard(struct pipe_pair *pp);
