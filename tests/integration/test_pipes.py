@@ -20,6 +20,7 @@ nobody: the daemon runs as nobody (user = "nobody"), whose pipes the kernel shri
   and the drain rate is printed.
 """
 
+import fcntl
 import hashlib
 import os
 import pwd
@@ -29,6 +30,7 @@ import selectors
 import socket
 import struct
 import sys
+import termios
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -39,6 +41,7 @@ from evtest import KiB, MiB, check  # noqa: E402
 SIZE = 384 * KiB
 PIPE = 256 * KiB  # daemon/worker.c PIPE_MIN_SIZE with the default buffer_size
 SEED = 5000
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)  # in Python's fcntl since 3.10
 SAMPLE_RE = re.compile(r'^(\w+)(?:\{([^}]*)\})? (\S+)$')
 
 
@@ -63,9 +66,9 @@ def pipe_bytes(m):
             m['evproxy_pipe_memory_bytes{state="pooled"}'])
 
 
-def pipe_inodes(pid):
-    """The "pipe:[N]" targets of pid's fds (the daemon's stderr is one)."""
-    out = set()
+def pipe_fds(pid):
+    """(fd path, "pipe:[N]") for each of pid's fds that is a pipe (fds closing meanwhile are
+    skipped)."""
     d = "/proc/%d/fd" % pid
     for name in os.listdir(d):
         try:
@@ -73,35 +76,32 @@ def pipe_inodes(pid):
         except OSError:
             continue
         if target.startswith("pipe:"):
-            out.add(target)
-    return out
+            yield os.path.join(d, name), target
+
+
+def pipe_inodes(pid):
+    """The pipes pid holds (the daemon's stderr is one)."""
+    return {target for _, target in pipe_fds(pid)}
 
 
 def kernel_pipes(pid, ignore):
     """(pipe fds, distinct pipes, their summed capacity, bytes in them) as the kernel sees the
     daemon's pipes but those in `ignore`: each pipe is opened again through /proc/PID/fd (a pipe
     opens like a FIFO) and asked F_GETPIPE_SZ and FIONREAD."""
-    import fcntl
-    import termios
     fds, seen, cap, queued = 0, set(), 0, 0
-    d = "/proc/%d/fd" % pid
-    for name in os.listdir(d):
-        try:
-            target = os.readlink(os.path.join(d, name))
-        except OSError:
-            continue
-        if not target.startswith("pipe:") or target in ignore:
+    for path, target in pipe_fds(pid):
+        if target in ignore:
             continue
         fds += 1
         if target in seen:
             continue
         seen.add(target)
         try:
-            fd = os.open(os.path.join(d, name), os.O_RDONLY | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             continue  # closed meanwhile
         try:
-            cap += fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ
+            cap += fcntl.fcntl(fd, F_GETPIPE_SZ)
             queued += struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
         finally:
             os.close(fd)
