@@ -95,6 +95,9 @@ static int drop_privileges(struct daemon *d, const char *user)
                 if (r < 0)
                         return r;
         }
+        r = metrics_server_chown(d, pw->pw_uid, pw->pw_gid);
+        if (r < 0)
+                return r;
         if (initgroups(user, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
             setuid(pw->pw_uid) == -1)
                 return log_error_errno(-errno, "switching to user %s", user);

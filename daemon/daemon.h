@@ -12,6 +12,8 @@
 #include <evproxy/config.h>
 #include <evproxy/driver.h>
 
+#include "pool.h"
+
 #ifndef EVPROXY_VERSION
 #define EVPROXY_VERSION "0.0.0"
 #endif
@@ -54,6 +56,7 @@ struct daemon {
         atomic_uint workers_exited;
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
+        struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */

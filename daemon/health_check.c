@@ -15,6 +15,7 @@
 #include "health.h"
 #include "health_check.h"
 #include "log.h"
+#include "sock.h"
 #include "upstream.h"
 
 struct probe {
@@ -60,7 +61,7 @@ static void probe_wake(void *arg, uint32_t ready)
         struct probe *p = arg;
 
         if (p->reg.fd >= 0)
-                probe_done(p, upstream_connect_result(p->reg.fd));
+                probe_done(p, sock_connect_result(p->reg.fd));
 }
 
 static void probe_timer(struct evio_timer *t, void *arg)
@@ -77,7 +78,7 @@ static void probe_timer(struct evio_timer *t, void *arg)
                 probe_done(p, -ETIMEDOUT);
                 return;
         }
-        r = upstream_connect(&rc->upstreams[p->idx], &fd);
+        r = sock_connect(&rc->upstreams[p->idx], 0, &fd); /* no data: no TCP_NODELAY */
         evio_reg_init(&p->reg, evio_driver_handle(p->hc->d->drv), fd);
         if (r == -EINPROGRESS) {
                 r = evio_reg_register(&p->reg, EVIO_INTEREST_WRITABLE, &wk);

@@ -12,6 +12,8 @@
 
 #include <evproxy/config.h>
 
+#include "sock.h"
+
 struct gen;
 struct route;
 struct lsockset;
@@ -28,11 +30,9 @@ struct lsockset {
         struct cfg_addr addr; /* a copy: outlives the configuration that opened it */
         struct lsock *socks;
         unsigned n_socks;
-        bool shared;    /* one socket for every worker */
-        bool unix_path; /* created a file we must remove */
-        bool passed;    /* passed by systemd: never closed by us, kept for later reloads */
-        dev_t dev;
-        ino_t ino;
+        bool shared;           /* one socket for every worker */
+        bool passed;           /* passed by systemd: never closed by us, kept for later reloads */
+        struct sock_file file; /* a unix path's file we created and must remove */
         struct lsockset *next; /* the daemon's list of sets */
 };
 

@@ -3,7 +3,9 @@
  * evproxy_connections_active, evproxy_route_connections_{accepted_total,active},
  * evproxy_route_connections_refused_total{reason="acl|limit|proxy_header"},
  * evproxy_route_upstream_connect_failures_total, evproxy_route_{received,sent}_bytes_total,
- * evproxy_upstream_{up,connections_active,connect_failures_total}. */
+ * evproxy_upstream_{up,connections_active,connect_failures_total},
+ * evproxy_pipe_memory_{limit_bytes,bytes{state="in_use|pooled"}}, evproxy_pipes{state=...},
+ * evproxy_pipe_fallbacks_total{reason="budget|error"}, evproxy_pipes_shrunk_total. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,6 +105,45 @@ static void driver_families(struct daemon *d, struct mbuf *b)
         mbuf_printf(b, "evproxy_connections_active %u\n", atomic_load(&d->active));
 }
 
+static void gauge_states(struct mbuf *b, const char *name, unsigned long long total,
+                         unsigned long long in_use)
+{
+        /* Two atomics read one after the other: clamp what a race may skew. */
+        if (in_use > total)
+                in_use = total;
+        mbuf_printf(b, "%s{state=\"in_use\"} %llu\n%s{state=\"pooled\"} %llu\n", name, in_use, name,
+                    total - in_use);
+}
+
+/* The daemon-wide pipe budget (pool.h): pipe_memory and what the workers' pipes take of it. */
+static void pipe_families(struct daemon *d, struct mbuf *b)
+{
+        struct pipe_budget *pb = &d->pipe_budget;
+
+        family(b, "evproxy_pipe_memory_limit_bytes", "gauge",
+               "The pipe_memory budget: bytes all splice pipes together may hold.");
+        mbuf_printf(b, "evproxy_pipe_memory_limit_bytes %zu\n", atomic_load(&pb->limit));
+        family(b, "evproxy_pipe_memory_bytes", "gauge",
+               "Capacity of the open splice pipes, held by connections (in_use) or kept by the "
+               "workers for reuse (pooled); counted against pipe_memory.");
+        gauge_states(b, "evproxy_pipe_memory_bytes", atomic_load(&pb->bytes),
+                     atomic_load(&pb->bytes_in_use));
+        family(b, "evproxy_pipes", "gauge", "Open splice pipes (pairs of fds).");
+        gauge_states(b, "evproxy_pipes", atomic_load(&pb->pipes), atomic_load(&pb->pipes_in_use));
+        family(b, "evproxy_pipe_fallbacks_total", "counter",
+               "Times a direction that wanted a pipe copied instead: pipe_memory spent (budget), "
+               "or no pipe could be made (error).");
+        mbuf_printf(b, "evproxy_pipe_fallbacks_total{reason=\"budget\"} %llu\n",
+                    (unsigned long long)atomic_load(&pb->refused));
+        mbuf_printf(b, "evproxy_pipe_fallbacks_total{reason=\"error\"} %llu\n",
+                    (unsigned long long)atomic_load(&pb->failed));
+        family(
+            b, "evproxy_pipes_shrunk_total", "counter",
+            "Pipes the kernel made smaller than asked (per-user pipe limits); used as they are.");
+        mbuf_printf(b, "evproxy_pipes_shrunk_total %llu\n",
+                    (unsigned long long)atomic_load(&pb->shrunk));
+}
+
 enum route_field { RF_ACCEPTED, RF_ACTIVE, RF_ACL, RF_LIMIT, RF_PROXY, RF_FAILURES, RF_IN, RF_OUT };
 
 static unsigned long long route_value(const struct route_stats *st, enum route_field f)
@@ -194,6 +235,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
         const struct gen *g = d->gen;
 
         driver_families(d, out);
+        pipe_families(d, out);
         if (g) {
                 route_families(out, g);
                 family(out, "evproxy_upstream_up", "gauge",

@@ -7,11 +7,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <evproxy/driver.h>
@@ -22,6 +19,7 @@
 #include "metrics.h"
 #include "metrics_http.h"
 #include "metrics_server.h"
+#include "sock.h"
 
 #define ACCEPT_RETRY_MS 100
 
@@ -43,7 +41,7 @@ struct metrics_server {
         struct cfg_addr addr;
         struct evio_registration lreg; /* the listening socket */
         struct evio_timer retry;
-        bool unix_path; /* we created a socket file */
+        struct sock_file file; /* a unix path's file we created */
         TAILQ_HEAD(, mconn) conns;
         unsigned n_conns;
 };
@@ -221,59 +219,14 @@ static void metrics_retry(struct evio_timer *t, void *arg)
         metrics_accept(arg, 0);
 }
 
-static int set_opt(int fd, int level, int name, int value)
-{
-        return setsockopt(fd, level, name, &value, sizeof(value)) == -1 ? -errno : 0;
-}
-
-/* A unix path left by an earlier run is replaced only if it is a socket nobody accepts on. */
-static int remove_stale(const struct cfg_addr *a)
-{
-        const char *path = ((const struct sockaddr_un *)&a->sa)->sun_path;
-        struct stat st;
-        int fd, r;
-
-        if (lstat(path, &st) == -1)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd == -1)
-                return -errno;
-        r = connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
-        close(fd);
-        if (r != -ECONNREFUSED)
-                return -EADDRINUSE;
-        return unlink(path) == -1 && errno != ENOENT ? -errno : 0;
-}
-
 static int metrics_open(struct metrics_server *m)
 {
-        const struct cfg_addr *a = &m->addr;
-        int family = a->sa.ss_family, fd, r = 0;
-        mode_t old_umask;
+        int fd = -1, r;
 
-        if (a->kind == CFG_ADDR_UNIX && (r = remove_stale(a)) < 0)
+        r = sock_listen(&m->addr, 0, METRICS_UNIX_MODE, METRICS_MAX_CONNS * 4,
+                        "metrics: ", &m->file, &fd);
+        if (r < 0)
                 return r;
-        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd == -1)
-                return -errno;
-        if (family != AF_UNIX)
-                r = set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-        if (r == 0 && family == AF_INET6)
-                r = set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, a->wildcard ? 0 : 1);
-        if (r == 0) {
-                old_umask = umask(0117); /* a unix socket file: 0660 from birth */
-                r = bind(fd, (const struct sockaddr *)&a->sa, a->sa_len) == -1 ? -errno : 0;
-                umask(old_umask);
-                m->unix_path = r == 0 && a->kind == CFG_ADDR_UNIX;
-        }
-        if (r == 0 && listen(fd, METRICS_MAX_CONNS * 4) == -1)
-                r = -errno;
-        if (r < 0) {
-                close(fd);
-                return r;
-        }
         evio_reg_init(&m->lreg, evio_driver_handle(m->d->drv), fd);
         return 0;
 }
@@ -295,9 +248,8 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
         TAILQ_INIT(&m->conns);
         evio_timer_init(&m->retry, metrics_retry, m);
         d->metrics = m;
-        r = metrics_open(m);
+        r = metrics_open(m); /* logs what failed */
         if (r < 0) {
-                log_error_errno(r, "metrics: listen %s", m->addr.text);
                 metrics_server_stop(d);
                 return r;
         }
@@ -312,6 +264,13 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
         return 0;
 }
 
+int metrics_server_chown(struct daemon *d, uid_t uid, gid_t gid)
+{
+        return d->metrics
+                   ? sock_file_chown(&d->metrics->file, &d->metrics->addr, uid, gid, "metrics: ")
+                   : 0;
+}
+
 void metrics_server_stop(struct daemon *d)
 {
         struct metrics_server *m = d->metrics;
@@ -324,8 +283,7 @@ void metrics_server_stop(struct daemon *d)
                 mconn_close(c); // NOLINT(clang-analyzer-unix.Malloc)
         evio_timer_cancel(d->drv, &m->retry);
         evio_reg_close(&m->lreg);
-        if (m->unix_path)
-                unlink(((const struct sockaddr_un *)&m->addr.sa)->sun_path);
+        sock_file_remove(&m->file, &m->addr, "metrics: ");
         free(m);
         d->metrics = NULL;
 }

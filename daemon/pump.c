@@ -33,12 +33,16 @@ enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *p
                 return PUMP_DONE;
         if (!p->copy) {
                 st = pump_splice(p, x, pipes);
-                if (st != PUMP_FALLBACK)
+                if (st != PUMP_FALLBACK && st != PUMP_NO_PIPE)
                         goto out;
-                log_debug("splice unavailable for fd %d -> fd %d, copying instead", x->src->fd,
-                          x->dst->fd);
+                if (st == PUMP_FALLBACK)
+                        log_debug("splice unavailable for fd %d -> fd %d, copying instead",
+                                  x->src->fd, x->dst->fd);
                 p->copy = true;
-                p->auto_splice = false;
+                /* Over budget: pipes free up as other connections drain, so splice is tried
+                 * again after a read fills the buffer (not at once: full_read is reset). */
+                p->auto_splice = st == PUMP_NO_PIPE;
+                p->full_read = false;
         }
         st = pump_copy(p, x, bufs);
 out:

@@ -46,6 +46,7 @@ enum pump_status {
         PUMP_AGAIN,     /* budget spent: run again soon */
         PUMP_DONE,      /* EOF passed on */
         PUMP_FALLBACK,  /* splice cannot serve this pair: use copy */
+        PUMP_NO_PIPE,   /* over the pipe budget: copy until the next bulk read, then retry */
         PUMP_ERR_SRC,   /* reading src failed (x->err) */
         PUMP_ERR_DST,   /* writing dst failed (x->err) */
         PUMP_ERR_LOCAL, /* out of a local resource (x->err) */

@@ -193,6 +193,7 @@ void daemon_reload(struct daemon *d)
         for (unsigned i = 0; i < d->n_workers; i++)
                 worker_reload(d->workers[i], g);
         d->gen = g;
+        pipe_budget_set_limit(&d->pipe_budget, g->cfg->pipe_memory); /* from the next pipe on */
         log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",
                    d->config_path, g->n_routes, g->n_listeners, kept, g->n_listeners - kept,
                    old->n_listeners - count_reused(old, g));

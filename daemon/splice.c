@@ -25,7 +25,7 @@ static ssize_t splice_pending(int dst, void *arg)
 struct splice_in {
         struct pump *p;
         struct pipe_pool *pool;
-        bool no_pipe; /* the pool had none to give: copy instead */
+        int no_pipe; /* the pool had no pipe to give: why (-ENOBUFS: over the budget) */
 };
 
 /* One splice from src into the pipe, which is taken from the pool on the first read. Only an
@@ -36,9 +36,10 @@ static ssize_t splice_in(int src, void *arg)
         struct pump *p = in->p;
         ssize_t n;
 
-        if (!p->pipe && pipe_pool_get(in->pool, &p->pipe) < 0) {
-                in->no_pipe = true;
-                return -ENOBUFS; /* not -EAGAIN: src's readiness is kept for the copy path */
+        if (!p->pipe) {
+                in->no_pipe = pipe_pool_get(in->pool, &p->pipe);
+                if (in->no_pipe < 0)
+                        return -ENOBUFS; /* not -EAGAIN: src's readiness is kept for copying */
         }
         n = splice(src, NULL, p->pipe->wfd, NULL, p->pipe->cap - p->pending, SPLICE_FLAGS);
         if (n >= 0)
@@ -79,7 +80,9 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                 if (p->pipe && p->pending >= p->pipe->cap)
                         continue;
                 n = evio_reg_try_io(x->src, EVIO_DIRECTION_READ, splice_in, &in, NULL);
-                if (in.no_pipe)
+                if (in.no_pipe == -ENOBUFS)
+                        return PUMP_NO_PIPE; /* over the pipe budget: copy for now */
+                if (in.no_pipe < 0)
                         return PUMP_FALLBACK; /* no pipe to be had: copy instead */
                 if (n > 0) {
                         p->pending += (uint32_t)n;

@@ -2,21 +2,19 @@
  * connection's walk (round-robin: a shared cursor; least-conn: fewest active, ties broken from
  * the cursor; random: two random choices, the less loaded wins); on failure the walk goes on in
  * ring order, skipping servers that are down (health.c) until nothing else is left. TCP
- * upstreams get TCP_NODELAY: the proxy must not add Nagle delays on top of the client's own. */
+ * upstreams get TCP_NODELAY: the proxy must not add Nagle delays on top of the client's own.
+ * The connect itself is sock.c's, shared with health checks. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <evproxy/timer.h>
 
 #include "health.h"
 #include "route.h"
+#include "sock.h"
 #include "upstream.h"
 
 static _Thread_local uint64_t rng_state;
@@ -209,28 +207,10 @@ bool upstream_error_is_local(int r)
 
 int upstream_connect(const struct cfg_addr *a, int *fd_out)
 {
-        int family = a->sa.ss_family;
-        int fd, one = 1;
-
-        *fd_out = -1;
-        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd == -1)
-                return -errno;
-        *fd_out = fd;
-        if (family != AF_UNIX)
-                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, (const struct sockaddr *)&a->sa, a->sa_len) == 0)
-                return 0;
-        /* EAGAIN from a unix socket means its backlog is full: that server failed. */
-        return -errno;
+        return sock_connect(a, SOCKF_NODELAY, fd_out);
 }
 
 int upstream_connect_result(int fd)
 {
-        int err = 0;
-        socklen_t len = sizeof(err);
-
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
-                return -errno;
-        return -err;
+        return sock_connect_result(fd);
 }

@@ -56,8 +56,9 @@ void upstream_release(struct route *r, struct upstream_pick *p);
 /* The connection is over: release, and free what the walk allocated. Idempotent. */
 void upstream_end(struct route *r, struct upstream_pick *p);
 
-/* Start a non-blocking connect: 0 connected, -EINPROGRESS pending (wait for writable, then
- * upstream_connect_result()), or -errno. *fd_out is set whenever a socket was made. */
+/* Start a non-blocking connect to an upstream server (sock_connect() with TCP_NODELAY): 0
+ * connected, -EINPROGRESS pending (wait for writable, then upstream_connect_result()), or -errno.
+ * *fd_out is set whenever a socket was made. */
 int upstream_connect(const struct cfg_addr *a, int *fd_out);
 /* Result of a pending connect once the socket is writable: 0 or -errno. */
 int upstream_connect_result(int fd);

@@ -357,11 +357,28 @@ static void *worker_main(void *arg)
 }
 
 /* Splice pipes hold at least PIPE_MIN_SIZE: the kernel gives a pipe its pages only as data
- * arrives, so an idle or slow connection costs no more, while a bulk flow needs a quarter of
- * the splice calls (measured: 1.6x less CPU per GB than 64 KiB pipes). */
+ * arrives, so an idle connection costs no more, while a bulk flow needs a quarter of the splice
+ * calls (measured: 1.6x less CPU per GB than 64 KiB pipes). A stalled one does hold a full pipe:
+ * what all of them may hold is bounded by pipe_memory (pool.h), past which directions copy. */
 static size_t pipe_size(size_t buffer_size)
 {
         return buffer_size > PIPE_MIN_SIZE ? buffer_size : PIPE_MIN_SIZE;
+}
+
+/* The budget every worker's pool counts against; the first worker sets its limit. */
+static void worker_init_pipes(struct worker *w, const struct cfg *cfg)
+{
+        struct pipe_budget *b = &w->dmn->pipe_budget;
+
+        pipe_pool_init(&w->pipes, pipe_size(cfg->buffer_size), PIPES_KEPT);
+        pipe_pool_set_budget(&w->pipes, b);
+        if (w->id != 0)
+                return;
+        pipe_budget_set_limit(b, cfg->pipe_memory);
+        if (cfg->forwarding == CFG_FORWARD_SPLICE && cfg->pipe_memory < w->pipes.size)
+                log_warning("pipe_memory (%zu bytes) holds no splice pipe (%zu bytes): every "
+                            "connection copies",
+                            cfg->pipe_memory, w->pipes.size);
 }
 
 int worker_new(struct daemon *d, unsigned id, struct worker **out)
@@ -374,7 +391,7 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
         w->id = id;
         w->dmn = d;
         TAILQ_INIT(&w->conns);
-        pipe_pool_init(&w->pipes, pipe_size(d->gen->cfg->buffer_size), PIPES_KEPT);
+        worker_init_pipes(w, d->gen->cfg);
         buf_pool_init(&w->bufs, d->gen->cfg->buffer_size, BUFS_KEPT);
         evio_timer_init(&w->drain_timer, drain_timer_fn, w);
         evio_timer_init(&w->pause_timer, worker_resume_accepting, w);

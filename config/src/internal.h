@@ -9,11 +9,16 @@
 #include "evproxy/config.h"
 
 /* Limits on what a file may ask us to allocate. */
-#define CFG_MAX_FILE_SIZE  (4u << 20)
-#define CFG_MAX_ROUTES     4096
-#define CFG_MAX_LISTEN     256
-#define CFG_MAX_CIDRS      65536
-#define CFG_USER_NAME_MAX  32
+#define CFG_MAX_FILE_SIZE (4u << 20)
+#define CFG_MAX_ROUTES    4096
+#define CFG_MAX_LISTEN    256
+#define CFG_MAX_CIDRS     65536
+#define CFG_USER_NAME_MAX 32
+/* pipe_memory: its range, and the default per allowed connection (HAProxy's maxpipes default,
+ * a quarter of maxconn, times the kernel's default pipe of 64 KiB). */
+#define CFG_PIPE_MEMORY_MIN      (1ull << 20)
+#define CFG_PIPE_MEMORY_MAX      (1ull << 40)
+#define CFG_PIPE_MEMORY_PER_CONN (16ull << 10)
 
 struct cfg_ctx {
         struct cfg_error *err;      /* never NULL */
@@ -44,6 +49,9 @@ int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
                    const char *const *keys);
 int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s);
 int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
+                 unsigned long long max, unsigned long long *out);
+/* A byte count: an integer, or a string of digits with an optional K, M or G (x1024). */
+int cfg_get_size(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
                  unsigned long long max, unsigned long long *out);
 /* A duration in seconds, checked against [min, max] seconds, stored in milliseconds (the
  * rule is in config.h). */

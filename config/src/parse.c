@@ -11,7 +11,7 @@
 
 static const char *const root_keys[] = {
     "workers",    "max_connections", "drain_timeout", "log_level", "access_log", "user",
-    "forwarding", "buffer_size",     "metrics",       "routes",    NULL};
+    "forwarding", "buffer_size",     "pipe_memory",   "metrics",   "routes",     NULL};
 static const char *const log_words[] = {"debug", "info", "notice", "warning", "error", NULL};
 static const int log_levels[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR};
 static const char *const forwarding_words[] = {"splice", "copy", NULL};
@@ -149,6 +149,12 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
                 if ((r = cfg_get_uint(ctx, s, 4096, 16777216, &u)) < 0)
                         return r;
                 c->buffer_size = (size_t)u;
+        }
+        c->pipe_memory = (size_t)c->max_connections * CFG_PIPE_MEMORY_PER_CONN;
+        if ((s = config_setting_get_member(root, "pipe_memory"))) {
+                if ((r = cfg_get_size(ctx, s, CFG_PIPE_MEMORY_MIN, CFG_PIPE_MEMORY_MAX, &u)) < 0)
+                        return r;
+                c->pipe_memory = (size_t)u;
         }
         if ((s = config_setting_get_member(root, "metrics")) && (r = parse_metrics(ctx, s, c)) < 0)
                 return r;

@@ -167,3 +167,56 @@ int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bo
         *n = (size_t)len;
         return 0;
 }
+
+/* "256M": digits and an optional K, M or G (powers of 1024). 0, -EINVAL (not a size) or
+ * -ERANGE (too big for 64 bits). */
+static int parse_size_text(const char *v, unsigned long long *out)
+{
+        const unsigned long long max = ~0ull;
+        unsigned long long n = 0, unit = 1;
+        const char *p = v;
+
+        for (; *p >= '0' && *p <= '9'; p++) {
+                if (n > (max - 9) / 10)
+                        return -ERANGE;
+                n = n * 10 + (unsigned long long)(*p - '0');
+        }
+        if (p == v)
+                return -EINVAL;
+        if (*p == 'K' || *p == 'M' || *p == 'G') {
+                unit = *p == 'K' ? 1ull << 10 : *p == 'M' ? 1ull << 20 : 1ull << 30;
+                p++;
+        }
+        if (*p != '\0')
+                return -EINVAL;
+        if (n > max / unit)
+                return -ERANGE;
+        *out = n * unit;
+        return 0;
+}
+
+int cfg_get_size(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
+                 unsigned long long max, unsigned long long *out)
+{
+        char quoted[200];
+        const char *v;
+        int r;
+
+        if (config_setting_type(s) == CONFIG_TYPE_INT ||
+            config_setting_type(s) == CONFIG_TYPE_INT64)
+                return cfg_get_uint(ctx, s, min, max, out);
+        if (config_setting_type(s) != CONFIG_TYPE_STRING)
+                return wrong_type(ctx, s,
+                                  "a number of bytes (an integer, or a string like \"256M\")");
+        v = config_setting_get_string(s);
+        cfg_quote(v, quoted, sizeof(quoted));
+        r = parse_size_text(v, out);
+        if (r == -EINVAL)
+                return cfg_fail(ctx, s,
+                                "%s: expected a number of bytes, optionally followed by K, M "
+                                "or G (e.g. \"256M\")",
+                                quoted);
+        if (r < 0 || *out < min || *out > max)
+                return cfg_fail(ctx, s, "%s is out of range (%llu..%llu bytes)", quoted, min, max);
+        return 0;
+}

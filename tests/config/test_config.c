@@ -232,6 +232,33 @@ static void test_durations_ms(void **state)
         }
 }
 
+/* pipe_memory: bytes or "N[KMG]"; unset, max_connections x 16 KiB. */
+static void test_pipe_memory(void **state)
+{
+        static const struct {
+                const char *line;
+                size_t want;
+        } cases[] = {
+            {"", (size_t)10000 << 14},
+            {"max_connections = 2000;", (size_t)2000 << 14},
+            {"pipe_memory = \"256M\";", (size_t)256 << 20},
+            {"pipe_memory = \"1G\"; max_connections = 5;", (size_t)1 << 30},
+            {"pipe_memory = \"2048K\";", (size_t)2 << 20},
+            {"pipe_memory = 1048576;", (size_t)1 << 20},
+            {"pipe_memory = 1099511627776L;", (size_t)1 << 40},
+        };
+        char text[512];
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct cfg *c;
+
+                snprintf(text, sizeof(text), "%s\n" ONE_ROUTE, cases[i].line);
+                c = test_load_ok(text);
+                assert_int_equal(c->pipe_memory, cases[i].want);
+                cfg_free(c);
+        }
+}
+
 static void test_log_levels(void **state)
 {
         static const char *const words[] = {"debug", "info", "notice", "warning", "error"};
@@ -487,7 +514,7 @@ int main(void)
             cmocka_unit_test(test_log_levels),     cmocka_unit_test(test_durations_ms),
             cmocka_unit_test(test_example_config), cmocka_unit_test(test_include),
             cmocka_unit_test(test_file_errors),    cmocka_unit_test(test_load_string),
-            cmocka_unit_test(test_error_format),
+            cmocka_unit_test(test_error_format),   cmocka_unit_test(test_pipe_memory),
         };
         int failed = 0;
 

@@ -82,7 +82,8 @@ struct cfg {
         bool has_metrics;
         struct cfg_addr metrics_listen;
         enum cfg_forwarding forwarding;
-        size_t buffer_size; /* bytes per direction for copy forwarding and per splice pipe */
+        size_t buffer_size; /* copy buffer per direction; splice pipes are at least this big */
+        size_t pipe_memory; /* bytes all splice pipes may hold (set, or max_connections*16K) */
         struct cfg_route *routes;
         size_t n_routes;
 };
