@@ -96,7 +96,9 @@ int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev);
 /* Free socket sets that no generation uses and no worker accepts on any more. */
 void daemon_free_unused_sets(struct daemon *d, const struct gen *keep);
 
-/* systemd STATUS=/WATCHDOG=/STOPPING= from the main loop (notify.c). */
+/* systemd STATUS=/WATCHDOG=/STOPPING= from the main loop (notify.c). _init at construction,
+ * _start once ready; _stop is safe after _init whether _start ran or not. */
+void daemon_status_init(struct daemon *d);
 void daemon_status_start(struct daemon *d);
 void daemon_status_stop(struct daemon *d);
 void daemon_notify_stopping(struct daemon *d);
