@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Failure injection: evproxyd-fault (tests/fault/fault.c) fails the Nth call of the shimmed
+functions (allocation, sockets, epoll, eventfd, signalfd, threads, timers, registrations), and
+every N of a sweep must end cleanly: no crash or sanitizer report (exit status 0 or 1 only), a
+<3>/<4> line after each injected failure (in the accept sweep: each that closed a client; those
+without any effect are listed), nothing left behind. Run with --evproxyd pointing at
+evproxyd-fault.
+
+startup_sweep: EVPROXY_FAULT=*:N for N = 1, 2, ... until a run injects nothing before it is up
+  (ready: and 0.1 s more): a config with a
+  TCP and a unix listener, a metrics endpoint, health checks of two upstreams and 2 workers.
+  Each run exits 1 (a <3> line, no `ready:`), or comes up and forwards; then SIGTERM exits 0.
+  Either way the unix socket file is gone at the end.
+health_check_arm_fails: the 2nd evio_timer_arm at start-up (the 2nd health probe) fails: exit 1
+  with "starting health checks", no crash (issue 12 item 9).
+"""
+
+import os
+import re
+import signal
+import sys
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evtest as ev  # noqa: E402
+from evtest import KiB, check  # noqa: E402
+
+RUN_TIMEOUT = 10.0
+if os.environ.get("EVTEST_WRAPPER"):
+    RUN_TIMEOUT *= 4
+MAX_SWEEP = 400  # bound on N for start-up and reload (both end well before: see the log)
+ACCEPT_SWEEP = 40
+INJECTED = r"^<5>fault: failing call"
+CLEAN_ENDS = {"error", "connect_failed", "reset", "client_closed", "upstream_closed"}
+
+
+def fault_daemon(ctx, name, config, spec, arm="start"):
+    d = ctx.daemon(config, name=name)
+    d.start(env={"EVPROXY_FAULT": spec, "EVPROXY_FAULT_ARM": arm}, wait_ready=False)
+    return d
+
+
+def injected(d):
+    return d.count_lines(INJECTED) > 0
+
+
+def ready_or_exit(d, timeout=RUN_TIMEOUT):
+    """Wait for `ready:` (returns True) or the daemon's exit (returns False)."""
+    dl = ev.deadline(timeout)
+    while time.monotonic() < dl:
+        if d.count_lines(r"ready:"):
+            return True
+        if d.proc.poll() is not None:
+            d.reader.join(2)
+            check(not d.count_lines(r"ready:"), "%s: exited after ready:" % d.name)
+            return False
+        time.sleep(0.005)
+    raise ev.TestFailure("%s: neither ready nor exited within %.1fs" % (d.name, timeout))
+
+
+def check_failed_start(d):
+    """The run exited during start-up: status 1 with an error line after the injection."""
+    rc = d.proc.wait(RUN_TIMEOUT)
+    d.stopped = True
+    d.reader.join(2)
+    check(rc == 1, "%s: exit status %d during start-up, wanted 1" % (d.name, rc))
+    d.check_log_format()
+    check_reported(d)
+
+
+def check_reported(d, silent=None):
+    """Some <3> or <4> line follows the injected failure. A failure that changed nothing a
+    client or the operator can see (best effort, e.g. TCP_NODELAY on an upstream socket) may
+    go unreported when `silent` is given: its call is added to that set instead."""
+    with d.cond:
+        lines = [l for _, l in d.lines]
+    at = next(i for i, l in enumerate(lines) if re.match(INJECTED, l))
+    if any(re.match(r"^<[34]>", l) for l in lines[at + 1:]):
+        return
+    check(silent is not None,
+          "%s: the injected failure was not reported: %r" % (d.name, lines[at:at + 6]))
+    silent.add(re.search(r"\((\w+)\)", lines[at]).group(1))
+
+
+def roundtrip(addr, payload, timeout=5.0):
+    c = ev.connect(addr, timeout)
+    try:
+        ev.echo_roundtrip(c, payload, timeout)
+    finally:
+        c.close()
+
+
+def refuses(addr):
+    try:
+        ev.connect(addr, 2).close()
+        return False
+    except (ConnectionRefusedError, FileNotFoundError):
+        return True
+
+
+def sweep_end(name, n, notes):
+    print("  %s: %d runs, the last injected nothing; %s" % (name, n, notes))
+
+
+# --------------------------------------------------------------------------- start-up
+
+@ev.test
+def startup_sweep(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    down = ctx.refusing("tcp4")
+    la, lu, lm = ctx.addr("tcp4"), ctx.addr("unix"), ctx.addr("tcp4", "m")
+    config = ev.make_config(
+        [{"name": "a", "listen": [la, lu], "upstreams": [echo.addr, down.addr],
+          "health_check": {"interval": 5}}], metrics={"listen": lm})
+    failed = came_up = 0
+    for n in range(1, MAX_SWEEP + 1):
+        d = fault_daemon(ctx, "start%d" % n, config, "*:%d" % n)
+        up = ready_or_exit(d)
+        if up:
+            time.sleep(0.1)  # what start-up does after `ready:` (STATUS= timer, ...)
+            if not injected(d):  # N is past start-up: the sweep is complete
+                d.stop()
+                sweep_end("start-up", n, "%d failed to start (exit 1), %d came up despite the "
+                          "failure" % (failed, came_up))
+                check(not os.path.exists(lu.value), "%s: left %s behind" % (d.name, lu.value))
+                return
+            came_up += 1
+            roundtrip(la, b"start-up sweep run %d" % n)
+            roundtrip(lu, b"start-up sweep run %d (unix)" % n)
+            d.stop()
+            check_reported(d)
+        else:
+            check(injected(d), "%s: exited with no injected failure" % d.name)
+            failed += 1
+            check_failed_start(d)
+        check(not os.path.exists(lu.value), "%s: left %s behind" % (d.name, lu.value))
+    raise ev.TestFailure("start-up still injecting after %d runs" % MAX_SWEEP)
+
+
+# --------------------------------------------------------------------------- targeted
+
+@ev.test
+def health_check_arm_fails(ctx):
+    down = [ctx.refusing("tcp4") for _ in range(3)]
+    listen = ctx.addr("tcp4")
+    config = ev.make_config([{"name": "hc", "listen": [listen],
+                              "upstreams": [x.addr for x in down],
+                              "health_check": {"interval": 5}}])
+    d = fault_daemon(ctx, "hc", config, "evio_timer_arm:2")
+    check(not ready_or_exit(d), "came up although a health probe could not be armed")
+    check_failed_start(d)
+    d.wait_line(r"^<3>starting health checks: Cannot allocate memory", 1)
+
+
+if __name__ == "__main__":
+    ev.main(__doc__)
