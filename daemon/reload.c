@@ -3,7 +3,8 @@
  *        |good
  *   new generation; bind: kept addresses reuse their open sockets, added ones are opened
  *        |                                              (failure: close those, keep the old)
- *   post the generation to every worker --all applied--> free retired sockets, READY=1
+ *   post the generation to every worker (all or none) --all applied--> free retired sockets,
+ *        READY=1
  * Workers move kept listeners' registrations over untouched, so no client is ever refused. */
 #include <errno.h>
 #include <stdio.h>
@@ -147,6 +148,31 @@ static size_t count_reused(const struct gen *g, const struct gen *prev)
         return n;
 }
 
+/* Hand g to every worker, or to none: each worker's part is allocated before any is posted,
+ * so running out of memory fails the reload cleanly instead of leaving one worker on the old
+ * generation, never accepting on its sockets of the new listeners. */
+static int post_reload(struct daemon *d, struct gen *g)
+{
+        struct worker_reload **rts = calloc(d->n_workers, sizeof(*rts));
+        int r = rts ? 0 : -ENOMEM;
+
+        for (unsigned i = 0; i < d->n_workers && r == 0; i++)
+                r = worker_reload_new(d->workers[i], g, &rts[i]);
+        if (r < 0) {
+                for (unsigned i = 0; rts && i < d->n_workers; i++)
+                        worker_reload_free(rts[i]);
+                free(rts);
+                return r;
+        }
+        d->reloading = true;
+        atomic_store(&d->reload_acks, 0);
+        d->reload_seq++;
+        for (unsigned i = 0; i < d->n_workers; i++)
+                worker_reload_post(rts[i]);
+        free(rts);
+        return 0;
+}
+
 void daemon_reload(struct daemon *d)
 {
         struct cfg_error err;
@@ -185,13 +211,15 @@ void daemon_reload(struct daemon *d)
                 reload_failed(d, "cannot open the new listeners (see above)");
                 return;
         }
+        r = post_reload(d, g);
+        if (r < 0) {
+                gen_unref(g);
+                daemon_free_unused_sets(d, old); /* close what daemon_bind() opened */
+                reload_failed(d, strerror(-r));
+                return;
+        }
         kept = count_reused(g, old);
         log_set_level(g->cfg->log_level);
-        d->reloading = true;
-        atomic_store(&d->reload_acks, 0);
-        d->reload_seq++;
-        for (unsigned i = 0; i < d->n_workers; i++)
-                worker_reload(d->workers[i], g);
         d->gen = g;
         log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",
                    d->config_path, g->n_routes, g->n_listeners, kept, g->n_listeners - kept,
@@ -206,6 +234,7 @@ void daemon_reload_progress(struct daemon *d)
                 return;
         d->reloading = false;
         daemon_free_unused_sets(d, d->gen);
+        log_info("reload applied by every worker");
         evsd_notify_ready(d->reload_status);
         if (d->reload_pending) {
                 d->reload_pending = false;

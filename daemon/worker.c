@@ -246,18 +246,16 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
         return false;
 }
 
-/* Accept for generation g from now on (g's reference passes to the worker). */
-static int worker_set_gen(struct worker *w, struct gen *g)
+/* Accept for generation g from now on, with ls (g->n_listeners zeroed entries, allocated by the
+ * caller so that applying a generation allocates nothing). g's reference and ls pass to the
+ * worker. -EIO if some listener could not be registered: that one stays idle on this worker,
+ * the others go on. */
+static int worker_set_gen(struct worker *w, struct gen *g, struct wlistener *ls)
 {
-        struct wlistener *old = w->ls, *ls;
+        struct wlistener *old = w->ls;
         size_t n_old = w->n_ls;
         int r = 0;
 
-        ls = calloc(g->n_listeners ? g->n_listeners : 1, sizeof(*ls));
-        if (!ls) {
-                gen_unref(g);
-                return log_error_errno(-ENOMEM, "worker %u: applying configuration", w->id);
-        }
         for (size_t i = 0; i < g->n_listeners; i++) {
                 struct wlistener *wl = &ls[i];
 
@@ -265,7 +263,7 @@ static int worker_set_gen(struct worker *w, struct gen *g)
                 wl->w = w;
                 wl->l = &g->listeners[i];
                 if (!wl_take_over(w, wl, old, n_old) && wl_register(w, wl) < 0)
-                        r = -EIO; /* that listener stays idle on this worker; others go on */
+                        r = -EIO;
         }
         for (size_t i = 0; i < n_old; i++)
                 wl_release(w, &old[i]); /* what the new generation dropped */
@@ -277,45 +275,70 @@ static int worker_set_gen(struct worker *w, struct gen *g)
         return r;
 }
 
-static int worker_add_listeners(struct worker *w)
+static struct wlistener *wl_array(const struct gen *g)
 {
-        return worker_set_gen(w, gen_ref(w->dmn->gen));
+        return calloc(g->n_listeners ? g->n_listeners : 1, sizeof(struct wlistener));
 }
 
-struct reload_task {
+static int worker_add_listeners(struct worker *w)
+{
+        struct wlistener *ls = wl_array(w->dmn->gen);
+
+        if (!ls)
+                return log_error_errno(-ENOMEM, "worker %u: listeners", w->id);
+        return worker_set_gen(w, gen_ref(w->dmn->gen), ls);
+}
+
+struct worker_reload {
         struct evio_driver_task task;
         struct worker *w;
         struct gen *g;
+        struct wlistener *ls;
 };
 
 static void reload_task_fn(struct evio_driver_task *t)
 {
-        struct reload_task *rt = container_of(t, struct reload_task, task);
+        struct worker_reload *rt = container_of(t, struct worker_reload, task);
         struct worker *w = rt->w;
 
-        if (w->draining)
-                gen_unref(rt->g); /* stopping: listeners are gone for good */
-        else
-                worker_set_gen(w, rt->g);
+        if (w->draining) { /* stopping: listeners are gone for good */
+                gen_unref(rt->g);
+                free(rt->ls);
+        } else {
+                worker_set_gen(w, rt->g, rt->ls);
+        }
         free(rt);
         atomic_fetch_add(&w->dmn->reload_acks, 1);
         evio_handle_unpark(evio_driver_handle(w->dmn->drv));
 }
 
-void worker_reload(struct worker *w, struct gen *g)
+int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **out)
 {
-        struct reload_task *rt = calloc(1, sizeof(*rt));
+        struct worker_reload *rt = calloc(1, sizeof(*rt));
 
-        if (!rt) {
-                /* Cannot tell this worker: it keeps accepting for the old generation. */
-                log_error("worker %u: out of memory posting the reload", w->id);
-                atomic_fetch_add(&w->dmn->reload_acks, 1);
-                return;
+        if (!rt || !(rt->ls = wl_array(g))) {
+                free(rt);
+                return log_error_errno(-ENOMEM, "worker %u: preparing the reload", w->id);
         }
         rt->task.fn = reload_task_fn;
         rt->w = w;
         rt->g = gen_ref(g);
-        evio_handle_post(w->h, &rt->task);
+        *out = rt;
+        return 0;
+}
+
+void worker_reload_post(struct worker_reload *rt)
+{
+        evio_handle_post(rt->w->h, &rt->task);
+}
+
+void worker_reload_free(struct worker_reload *rt)
+{
+        if (!rt)
+                return;
+        gen_unref(rt->g);
+        free(rt->ls);
+        free(rt);
 }
 
 static void worker_begin_drain(struct worker *w)
