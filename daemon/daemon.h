@@ -62,8 +62,9 @@ struct daemon {
         struct lsockset *sets;      /* every open socket set, in use or retiring */
         struct evsd_socket *passed; /* sockets passed by systemd, kept for the daemon's life */
         size_t n_passed;
-        unsigned reload_seq;     /* reloads posted to the workers */
-        atomic_uint reload_acks; /* workers that applied the last one */
+        unsigned reload_seq;       /* reloads posted to the workers */
+        atomic_uint reload_acks;   /* workers that applied the last one */
+        atomic_uint reload_errors; /* workers that could not register some listener of it */
         bool reloading, reload_pending;
         char reload_status[160]; /* last reload result, for STATUS= */
         struct evio_timer status_timer, watchdog_timer;

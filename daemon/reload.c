@@ -4,7 +4,7 @@
  *   new generation; bind: kept addresses reuse their open sockets, added ones are opened
  *        |                                              (failure: close those, keep the old)
  *   post the generation to every worker (all or none) --all applied--> free retired sockets,
- *        READY=1
+ *        READY=1 (a worker that cannot register a new listener closes its socket: wl_register)
  * Workers move kept listeners' registrations over untouched, so no client is ever refused. */
 #include <errno.h>
 #include <stdio.h>
@@ -148,6 +148,24 @@ static size_t count_reused(const struct gen *g, const struct gen *prev)
         return n;
 }
 
+/* While the workers apply g, the main thread holds one user of each of its sockets: a worker
+ * that cannot register a shared socket lets go of it (wl_register) without closing it under
+ * the workers yet to register it. Let go once all applied g; the last user closes a socket,
+ * so one that no worker registered closes then instead of queueing connections for nobody. */
+static void hold_sockets(const struct gen *g, bool hold)
+{
+        for (size_t i = 0; i < g->n_listeners; i++) {
+                struct lsockset *set = g->listeners[i].set;
+
+                for (unsigned k = 0; k < set->n_socks; k++) {
+                        if (hold)
+                                atomic_fetch_add(&set->socks[k].users, 1);
+                        else
+                                lsock_release(&set->socks[k]);
+                }
+        }
+}
+
 /* Hand g to every worker, or to none: each worker's part is allocated before any is posted,
  * so running out of memory fails the reload cleanly instead of leaving one worker on the old
  * generation, never accepting on its sockets of the new listeners. */
@@ -164,8 +182,10 @@ static int post_reload(struct daemon *d, struct gen *g)
                 free(rts);
                 return r;
         }
+        hold_sockets(g, true);
         d->reloading = true;
         atomic_store(&d->reload_acks, 0);
+        atomic_store(&d->reload_errors, 0);
         d->reload_seq++;
         for (unsigned i = 0; i < d->n_workers; i++)
                 worker_reload_post(rts[i]);
@@ -230,11 +250,25 @@ void daemon_reload(struct daemon *d)
 
 void daemon_reload_progress(struct daemon *d)
 {
+        unsigned n;
+
         if (!d->reloading || atomic_load(&d->reload_acks) < d->n_workers)
                 return;
         d->reloading = false;
+        hold_sockets(d->gen, false); /* d->gen is the generation posted: reloads are serial */
         daemon_free_unused_sets(d, d->gen);
-        log_info("reload applied by every worker");
+        n = atomic_load(&d->reload_errors);
+        if (n) {
+                /* Each of them let go of its socket (worker.c, wl_register): no listener
+                 * keeps a backlog that nobody reads. */
+                log_error("reload incomplete: %u workers could not register some listeners (see "
+                          "above) and do not accept on them; the other workers do",
+                          n);
+                snprintf(d->reload_status, sizeof(d->reload_status),
+                         "last reload incomplete: %u workers miss some listeners", n);
+        } else {
+                log_info("reload applied by every worker");
+        }
         evsd_notify_ready(d->reload_status);
         if (d->reload_pending) {
                 d->reload_pending = false;

@@ -217,8 +217,17 @@ static int wl_register(struct worker *w, struct wlistener *wl)
 
         wl->sock = lset_sock(wl->l->set, w->id);
         r = evio_handle_register(w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk, &wl->io);
-        if (r < 0)
+        if (r < 0) {
+                /* Not registered, so never accepted on: let go of the socket at once rather
+                 * than keep a backlog nobody reads. A TCP listener's socket is this worker's
+                 * own SO_REUSEPORT one: it closes, the kernel takes it out of the port's group
+                 * and spreads new connections over the other workers' sockets, which accept
+                 * as before. A shared (unix) socket stays open for the workers that did
+                 * register it, and closes if none did (reload.c, hold_sockets). */
+                lsock_release(wl->sock);
+                wl->sock = NULL;
                 return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
+        }
         worker_schedule(w, &wl->run); /* connections may already be waiting */
         return 0;
 }
@@ -248,8 +257,8 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
 
 /* Accept for generation g from now on, with ls (g->n_listeners zeroed entries, allocated by the
  * caller so that applying a generation allocates nothing). g's reference and ls pass to the
- * worker. -EIO if some listener could not be registered: that one stays idle on this worker,
- * the others go on. */
+ * worker. -EIO if some listener could not be registered: this worker does not accept on it
+ * (wl_register), it accepts on all the others. */
 static int worker_set_gen(struct worker *w, struct gen *g, struct wlistener *ls)
 {
         struct wlistener *old = w->ls;
@@ -304,8 +313,8 @@ static void reload_task_fn(struct evio_driver_task *t)
         if (w->draining) { /* stopping: listeners are gone for good */
                 gen_unref(rt->g);
                 free(rt->ls);
-        } else {
-                worker_set_gen(w, rt->g, rt->ls);
+        } else if (worker_set_gen(w, rt->g, rt->ls) < 0) {
+                atomic_fetch_add(&w->dmn->reload_errors, 1);
         }
         free(rt);
         atomic_fetch_add(&w->dmn->reload_acks, 1);

@@ -66,7 +66,8 @@ void worker_free(struct worker *w);
 void worker_drain(struct worker *w);
 /* A reload of one worker to generation g, prepared on the main thread (everything it needs is
  * allocated here, so it cannot fail half-way through the workers) and then posted: from its
- * next turn on the worker accepts for g and counts itself in d->reload_acks.
+ * next turn on the worker accepts for g and counts itself in d->reload_acks (and in
+ * d->reload_errors if it could not register some listener, which it then does not hold).
  * An unposted reload is freed with worker_reload_free() (accepts NULL). */
 struct worker_reload;
 int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **out);

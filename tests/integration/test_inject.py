@@ -11,8 +11,16 @@ startup_sweep: EVPROXY_FAULT=*:N for N = 1, 2, ... until a run injects nothing b
   TCP and a unix listener, a metrics endpoint, health checks of two upstreams and 2 workers.
   Each run exits 1 (a <3> line, no `ready:`), or comes up and forwards; then SIGTERM exits 0.
   Either way the unix socket file is gone at the end.
+reload_sweep: from the first SIGHUP on (EVPROXY_FAULT_ARM=sighup), N = 1, 2, ... until nothing
+  is injected by the time every worker applied it (+0.1 s for the health checks' restart): the new file adds a route with a TCP and a unix listener. The old listener keeps
+  serving; the reload either fails (logged; the new addresses refuse, no socket file) or
+  succeeds and both new listeners serve 20 connections each (none hangs); SIGTERM exits 0.
 health_check_arm_fails: the 2nd evio_timer_arm at start-up (the 2nd health probe) fails: exit 1
   with "starting health checks", no crash (issue 12 item 9).
+reload_register_fails: 2 workers; during a reload that adds a TCP listener, the 1st or the 2nd
+  evio_handle_register fails (one worker cannot accept on its SO_REUSEPORT socket); then 200
+  connections to the new listener are all served, none hangs in a backlog nobody reads
+  (issue 12 item 10).
 """
 
 import os
@@ -138,6 +146,54 @@ def startup_sweep(ctx):
     raise ev.TestFailure("start-up still injecting after %d runs" % MAX_SWEEP)
 
 
+# --------------------------------------------------------------------------- reload
+
+def reload_configs(ctx, echo):
+    la, lb, lu = ctx.addr("tcp4"), ctx.addr("tcp4"), ctx.addr("unix")
+    a = {"name": "a", "listen": [la], "upstreams": [echo.addr]}
+    b = {"name": "b", "listen": [lb, lu], "upstreams": [echo.addr]}
+    return ev.make_config([a]), ev.make_config([a, b]), la, lb, lu
+
+
+def wait_reload(d, timeout=RUN_TIMEOUT):
+    """After a SIGHUP: True once every worker applied the reload, False if it failed."""
+    _, m = d.wait_line(r"reload applied by every worker|reload incomplete|reload failed", timeout)
+    return m.group(0) != "reload failed"
+
+
+@ev.test
+def reload_sweep(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    old, new, la, lb, lu = reload_configs(ctx, echo)
+    ok = failed = 0
+    for n in range(1, MAX_SWEEP + 1):
+        d = fault_daemon(ctx, "reload%d" % n, old, "*:%d" % n, arm="sighup")
+        d.wait_line(r"ready:", RUN_TIMEOUT)
+        d.rewrite(new)
+        d.proc.send_signal(signal.SIGHUP)
+        applied = wait_reload(d)
+        time.sleep(0.1)  # what follows a reload on the main loop (health checks restart)
+        if not injected(d):  # N is past the reload: the sweep is complete
+            d.stop()
+            sweep_end("reload", n, "%d reloads failed cleanly, %d succeeded despite the "
+                      "failure" % (failed, ok))
+            return
+        if applied:
+            ok += 1
+            for i in range(20):
+                roundtrip(lb, b"new tcp %d/%d" % (n, i))
+                roundtrip(lu, b"new unix %d/%d" % (n, i))
+        else:
+            failed += 1
+            check(refuses(lb), "%s: reload failed but %s accepts" % (d.name, lb))
+            check(not os.path.exists(lu.value), "%s: reload failed, %s left" % (d.name, lu.value))
+        roundtrip(la, b"old listener, run %d" % n)
+        d.stop()
+        check(not os.path.exists(lu.value), "%s: left %s behind" % (d.name, lu.value))
+        check_reported(d)
+    raise ev.TestFailure("reload still injecting after %d runs" % MAX_SWEEP)
+
+
 # --------------------------------------------------------------------------- targeted
 
 @ev.test
@@ -151,6 +207,30 @@ def health_check_arm_fails(ctx):
     check(not ready_or_exit(d), "came up although a health probe could not be armed")
     check_failed_start(d)
     d.wait_line(r"^<3>starting health checks: Cannot allocate memory", 1)
+
+
+@ev.test
+def reload_register_fails(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    la, lb = ctx.addr("tcp4"), ctx.addr("tcp4")
+    a = {"name": "a", "listen": [la], "upstreams": [echo.addr]}
+    b = {"name": "b", "listen": [lb], "upstreams": [echo.addr]}
+    for n in (1, 2):
+        d = fault_daemon(ctx, "register%d" % n, ev.make_config([a], workers=2),
+                         "evio_handle_register:%d" % n, arm="sighup")
+        d.wait_line(r"ready:", RUN_TIMEOUT)
+        d.rewrite(ev.make_config([a, b], workers=2))
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_line(INJECTED, RUN_TIMEOUT)
+        d.wait_line(r"^<3>worker \d: registering 127\.0\.0\.1:%d" % lb.value, RUN_TIMEOUT)
+        d.wait_line(r"^<3>reload incomplete: 1 workers", RUN_TIMEOUT)  # all applied it
+        t0 = time.monotonic()
+        for i in range(200):
+            roundtrip(lb, b"connection %d" % i, timeout=3.0)
+        print("  register:%d: 200 connections to the new listener served in %.2fs"
+              % (n, time.monotonic() - t0))
+        roundtrip(la, b"old listener")
+        d.stop()
 
 
 if __name__ == "__main__":
