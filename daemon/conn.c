@@ -552,9 +552,17 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         struct conn *c = calloc(1, sizeof(*c));
 
         if (!c) {
+                char client[ADDR_STRLEN];
+
                 close(fd);
                 conn_limits_release(w, l);
-                return log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
+                log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
+                if (l->gen->cfg->access_log) { /* every accepted connection has its line */
+                        conn_client_text(l, sa, len, client, sizeof(client));
+                        log_access(l->route->cfg->name, client, "-", 0, 0, 0,
+                                   conn_end_name(END_ERROR));
+                }
+                return -ENOMEM;
         }
         c->run.fn = conn_run;
         c->w = w;

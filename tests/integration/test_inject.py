@@ -7,14 +7,18 @@ without any effect are listed), nothing left behind. Run with --evproxyd pointin
 evproxyd-fault.
 
 startup_sweep: EVPROXY_FAULT=*:N for N = 1, 2, ... until a run injects nothing before it is up
-  (ready: and 0.1 s more): a config with a
-  TCP and a unix listener, a metrics endpoint, health checks of two upstreams and 2 workers.
+  (ready: and 0.1 s more): a config with a TCP and a unix listener, a metrics endpoint, health
+  checks of two upstreams and 2 workers.
   Each run exits 1 (a <3> line, no `ready:`), or comes up and forwards; then SIGTERM exits 0.
   Either way the unix socket file is gone at the end.
 reload_sweep: from the first SIGHUP on (EVPROXY_FAULT_ARM=sighup), N = 1, 2, ... until nothing
   is injected by the time every worker applied it (+0.1 s for the health checks' restart): the new file adds a route with a TCP and a unix listener. The old listener keeps
   serving; the reload either fails (logged; the new addresses refuse, no socket file) or
   succeeds and both new listeners serve 20 connections each (none hangs); SIGTERM exits 0.
+accept_sweep: from the first accept4() on, N = 1, 2, ... (bounded) while 4 clients connect one
+  after another and echo 64 KiB each: every client is either served or closed (never left
+  hanging), at most one is not served, the daemon keeps serving, and each accepted connection
+  gets exactly one access line whose end= is clean. Splice and copy forwarding.
 health_check_arm_fails: the 2nd evio_timer_arm at start-up (the 2nd health probe) fails: exit 1
   with "starting health checks", no crash (issue 12 item 9).
 reload_register_fails: 2 workers; during a reload that adds a TCP listener, the 1st or the 2nd
@@ -192,6 +196,57 @@ def reload_sweep(ctx):
         check(not os.path.exists(lu.value), "%s: left %s behind" % (d.name, lu.value))
         check_reported(d)
     raise ev.TestFailure("reload still injecting after %d runs" % MAX_SWEEP)
+
+
+# --------------------------------------------------------------------------- accept
+
+def client(listen, i, payload):
+    """'ok', or 'closed' if the daemon closed the connection without echoing."""
+    try:
+        roundtrip(listen, payload)
+        return "ok"
+    except (ConnectionResetError, BrokenPipeError, ev.TestFailure) as e:
+        if isinstance(e, ev.TestFailure) and "EOF" not in str(e):
+            raise
+        return "closed"
+
+
+def accept_sweep_mode(ctx, mode):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    listen = ctx.addr("tcp4")
+    config = ev.make_config([{"name": "a", "listen": [listen], "upstreams": [echo.addr]}],
+                            forwarding=mode)
+    payload = os.urandom(64 * KiB)
+    unserved = 0
+    silent = set()
+    for n in range(1, ACCEPT_SWEEP + 1):
+        d = fault_daemon(ctx, "accept-%s%d" % (mode, n), config, "*:%d" % n, arm="accept4")
+        d.wait_line(r"ready:", RUN_TIMEOUT)
+        results = [client(listen, i, payload) for i in range(4)]
+        check(results.count("closed") <= 1, "%s: clients %s" % (d.name, results))
+        check(results[-1] == "ok", "%s: the daemon stopped serving: %s" % (d.name, results))
+        unserved += results.count("closed")
+        acc = d.wait_access(4, route="a", timeout=5)
+        ends = [a["end"] for a in acc]
+        check(len(acc) == 4, "%s: %d access lines for 4 clients: %s" % (d.name, len(acc), ends))
+        check(set(ends) <= CLEAN_ENDS, "%s: end= reasons %s" % (d.name, ends))
+        check(ends.count("client_closed") == results.count("ok"),
+              "%s: clients %s, access log %s" % (d.name, results, ends))
+        d.stop()
+        if injected(d):
+            check_reported(d, None if "closed" in results else silent)
+        else:
+            sweep_end("accept (%s)" % mode, n, "%d clients closed by a failure; unreported "
+                      "without effect: %s" % (unserved, sorted(silent)))
+            return
+    print("  accept (%s): %d runs (bounded), %d clients closed by a failure; unreported "
+          "without effect: %s" % (mode, ACCEPT_SWEEP, unserved, sorted(silent)))
+
+
+@ev.test
+def accept_sweep(ctx):
+    for mode in ("splice", "copy"):
+        accept_sweep_mode(ctx, mode)
 
 
 # --------------------------------------------------------------------------- targeted
