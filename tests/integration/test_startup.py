@@ -269,11 +269,15 @@ def sighup_during_startup(ctx):
 
 
 def refused(addr):
+    """True once addr refuses; False while it accepts (or, while it closes, resets a connection
+    that landed in its backlog)."""
     try:
         ev.connect(addr, 2).close()
         return False
     except (ConnectionRefusedError, FileNotFoundError):
         return True
+    except ConnectionResetError:
+        return False
 
 
 @ev.test
