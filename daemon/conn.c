@@ -8,6 +8,7 @@
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -112,8 +113,13 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
 
 void conn_limits_release(struct worker *w, struct listener *l)
 {
-        atomic_fetch_sub(&l->route->st->active, 1);
-        atomic_fetch_sub(&w->dmn->active, 1);
+        unsigned route_prev = atomic_fetch_sub(&l->route->st->active, 1);
+        unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+
+        /* A release without its take would wrap the count and lift the limits for good. */
+        assert(route_prev > 0 && prev > 0);
+        (void)route_prev;
+        (void)prev;
 }
 
 static void close_side(struct worker *w, struct evio_scheduled_io **io, int *fd, bool reset)
@@ -161,6 +167,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         pump_release(&c->down, &w->pipes, &w->bufs);
         conn_count_bytes(c);
         upstream_release(c->l->route, &c->pick);
+        assert(w->n_conns > 0);
         TAILQ_REMOVE(&w->conns, c, link);
         w->n_conns--;
         conn_limits_release(w, c->l);

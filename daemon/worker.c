@@ -2,6 +2,7 @@
  * EAGAIN, a budget per run for fairness), applies the connection limits and hands sockets to
  * conn.c. On EMFILE/ENFILE all its listeners pause for ACCEPT_PAUSE_MS instead of spinning.
  * Wakers and timers only queue runnables; the queue runs after each evio_driver_turn(). */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -29,8 +30,16 @@ struct wlistener {
         struct evio_scheduled_io *io;
 };
 
+/* The run queue has no lock: a call from another thread would corrupt it silently. */
+static void assert_owner(const struct worker *w)
+{
+        assert(pthread_equal(pthread_self(), w->owner));
+        (void)w;
+}
+
 void worker_schedule(struct worker *w, struct runnable *r)
 {
+        assert_owner(w);
         if (r->queued)
                 return;
         TAILQ_INSERT_TAIL(&w->runq, r, link);
@@ -40,8 +49,10 @@ void worker_schedule(struct worker *w, struct runnable *r)
 
 void worker_unschedule(struct worker *w, struct runnable *r)
 {
+        assert_owner(w);
         if (!r->queued)
                 return;
+        assert(w->runq_len > 0);
         TAILQ_REMOVE(&w->runq, r, link);
         r->queued = false;
         w->runq_len--;
@@ -106,7 +117,10 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
                 return;
         }
         if (!limit_take(&rt->st->active, rt->cfg->max_connections)) {
-                atomic_fetch_sub(&w->dmn->active, 1);
+                unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+
+                assert(prev > 0);
+                (void)prev;
                 worker_reject(w, l, fd, sa, len, "route", rt->cfg->max_connections);
                 return;
         }
@@ -402,6 +416,7 @@ static void *worker_main(void *arg)
         struct worker *w = arg;
         int r;
 
+        w->owner = pthread_self(); /* the main thread touches w again only after joining */
         while (!w->exit) {
                 r = evio_driver_turn(w->drv, TAILQ_EMPTY(&w->runq) ? -1 : 0);
                 if (r < 0) {
@@ -435,6 +450,7 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
                 return log_error_errno(-ENOMEM, "worker %u", id);
         w->id = id;
         w->dmn = d;
+        w->owner = pthread_self(); /* until worker_main() takes over */
         TAILQ_INIT(&w->runq);
         TAILQ_INIT(&w->conns);
         pipe_pool_init(&w->pipes, pipe_size(d->gen->cfg->buffer_size), PIPES_KEPT);
@@ -476,6 +492,7 @@ void worker_join(struct worker *w)
         if (w && w->started) {
                 pthread_join(w->thread, NULL);
                 w->started = false;
+                w->owner = pthread_self(); /* worker_free() unschedules on this thread */
         }
 }
 

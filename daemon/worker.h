@@ -39,6 +39,7 @@ struct worker {
         struct evio_driver *drv;
         struct evio_handle *h;
         pthread_t thread;
+        pthread_t owner; /* the thread that may touch the run queue and conns: main, then w's */
         bool started;
         struct wlistener *ls;
         size_t n_ls;
