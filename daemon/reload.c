@@ -207,6 +207,8 @@ void daemon_reload(struct daemon *d)
                 return;
         }
         if (d->reloading) {
+                if (!d->reload_pending)
+                        log_info("SIGHUP during a reload: reloading again once it is applied");
                 d->reload_pending = true; /* runs once the current one is applied */
                 return;
         }

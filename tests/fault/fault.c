@@ -4,6 +4,8 @@
  *   EVPROXY_FAULT=FN:N[:ERRNO]   fail the Nth counted call of FN ("*": of any shimmed function)
  *   EVPROXY_FAULT_ARM=start|sighup|accept4   start counting at once (default), when the main
  *       loop takes its first SIGHUP, or at the first accept4() (which is call 1)
+ *   EVPROXY_FAULT_STALL=FN:MS    once armed, every call of FN first sleeps MS milliseconds (to
+ *       hold a reload in progress, say); it still succeeds unless EVPROXY_FAULT fails it
  * The failing call is logged as "<5>fault: ..."; every other call goes to the real function. */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <evproxy/driver.h>
@@ -31,6 +34,8 @@ static struct {
         enum fault_arm arm;
         atomic_bool armed;
         atomic_ulong calls;
+        char stall_fn[32]; /* "" = off */
+        unsigned stall_ms;
 } F;
 
 /* The shims' own prototypes (every function here has one, as -Wmissing-prototypes wants). */
@@ -76,22 +81,33 @@ int __wrap_evio_handle_register(struct evio_handle *h, int fd, uint32_t interest
                                 const struct evio_waker *w, struct evio_scheduled_io **out);
 uint64_t __wrap_evio_driver_take_signals(struct evio_driver *d);
 
+/* "FN:rest": FN into fn (size bytes), returns rest, or NULL if spec has no such form. */
+static const char *split_spec(const char *spec, char *fn, size_t size)
+{
+        const char *colon = spec ? strchr(spec, ':') : NULL;
+        size_t len = colon ? (size_t)(colon - spec) : 0;
+
+        if (len == 0 || len >= size)
+                return NULL;
+        memcpy(fn, spec, len);
+        fn[len] = '\0';
+        return colon + 1;
+}
+
 __attribute__((constructor)) static void fault_init(void)
 {
-        const char *spec = getenv("EVPROXY_FAULT"), *arm = getenv("EVPROXY_FAULT_ARM");
-        const char *colon;
+        const char *arm = getenv("EVPROXY_FAULT_ARM"), *rest;
         char *end;
-        size_t len;
 
-        if (!spec || !(colon = strchr(spec, ':')))
-                return;
-        len = (size_t)(colon - spec);
-        if (len == 0 || len >= sizeof(F.fn))
-                return;
-        memcpy(F.fn, spec, len);
-        F.nth = strtoul(colon + 1, &end, 10);
-        if (*end == ':')
-                F.err = (int)strtol(end + 1, NULL, 10);
+        rest = split_spec(getenv("EVPROXY_FAULT_STALL"), F.stall_fn, sizeof(F.stall_fn));
+        if (rest)
+                F.stall_ms = (unsigned)strtoul(rest, NULL, 10);
+        rest = split_spec(getenv("EVPROXY_FAULT"), F.fn, sizeof(F.fn));
+        if (rest) {
+                F.nth = strtoul(rest, &end, 10);
+                if (*end == ':')
+                        F.err = (int)strtol(end + 1, NULL, 10);
+        }
         if (arm && strcmp(arm, "sighup") == 0)
                 F.arm = ARM_SIGHUP;
         else if (arm && strcmp(arm, "accept4") == 0)
@@ -107,6 +123,12 @@ static int fault_hit(const char *fn, int err)
         char line[128];
         int len;
 
+        if (F.stall_fn[0] && atomic_load(&F.armed) && strcmp(F.stall_fn, fn) == 0) {
+                struct timespec ts = {.tv_sec = F.stall_ms / 1000,
+                                      .tv_nsec = (long)(F.stall_ms % 1000) * 1000000};
+
+                nanosleep(&ts, NULL);
+        }
         if (!F.fn[0] || !atomic_load(&F.armed) || (strcmp(F.fn, "*") != 0 && strcmp(F.fn, fn) != 0))
                 return 0;
         n = atomic_fetch_add(&F.calls, 1) + 1;

@@ -25,6 +25,10 @@ reload_register_fails: 2 workers; during a reload that adds a TCP listener, the 
   evio_handle_register fails (one worker cannot accept on its SO_REUSEPORT socket); then 200
   connections to the new listener are all served, none hangs in a backlog nobody reads
   (issue 12 item 10).
+sighup_during_reload: the workers take 0.5 s to apply a reload (EVPROXY_FAULT_STALL on their
+  registrations); a second SIGHUP, for a file that swaps the new listener for another, comes
+  meanwhile: it is logged as deferred, runs once the first is applied, and its file is the one
+  served (its listener accepts, the first reload's one refuses); SIGTERM exits 0.
 """
 
 import os
@@ -286,6 +290,30 @@ def reload_register_fails(ctx):
               % (n, time.monotonic() - t0))
         roundtrip(la, b"old listener")
         d.stop()
+
+
+@ev.test
+def sighup_during_reload(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    la, lb, lc = ctx.addr("tcp4"), ctx.addr("tcp4"), ctx.addr("tcp4")
+    a = {"name": "a", "listen": [la], "upstreams": [echo.addr]}
+    cfg = [ev.make_config([a] + ([{"name": "x", "listen": [x], "upstreams": [echo.addr]}]
+                                 if x else [])) for x in (None, lb, lc)]
+    d = ctx.daemon(cfg[0], name="stall")
+    d.start(env={"EVPROXY_FAULT_STALL": "evio_handle_register:500", "EVPROXY_FAULT_ARM": "sighup"})
+    d.rewrite(cfg[1])
+    d.proc.send_signal(signal.SIGHUP)
+    i, _ = d.wait_line(r"reloaded ", RUN_TIMEOUT)  # posted; the workers stall 0.5 s applying it
+    d.rewrite(cfg[2])
+    d.proc.send_signal(signal.SIGHUP)
+    j, _ = d.wait_line(r"SIGHUP during a reload", RUN_TIMEOUT, start=i)
+    k, _ = d.wait_line(r"reload applied by every worker", RUN_TIMEOUT, start=j)
+    d.wait_line(r"reload applied by every worker", RUN_TIMEOUT * 2, start=k + 1)
+    roundtrip(lc, b"the file read by the deferred reload")
+    roundtrip(la, b"kept all along")
+    check(refuses(lb), "%s still accepts after the second reload" % lb)
+    check(d.count_lines(r"reload failed|reload incomplete") == 0, "a reload went wrong")
+    d.stop()
 
 
 if __name__ == "__main__":
