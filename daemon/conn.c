@@ -8,6 +8,7 @@
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -104,8 +105,13 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
 
 void conn_limits_release(struct worker *w, struct listener *l)
 {
-        atomic_fetch_sub(&l->route->st->active, 1);
-        atomic_fetch_sub(&w->dmn->active, 1);
+        unsigned route_prev = atomic_fetch_sub(&l->route->st->active, 1);
+        unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+
+        /* A release without its take would wrap the count and lift the limits for good. */
+        assert(route_prev > 0 && prev > 0);
+        (void)route_prev;
+        (void)prev;
 }
 
 static void close_side(struct evio_registration *r, bool reset)
@@ -146,6 +152,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         pump_release(&c->down, &w->pipes, &w->bufs);
         conn_count_bytes(c);
         upstream_end(c->l->route, &c->pick);
+        assert(w->n_conns > 0);
         TAILQ_REMOVE(&w->conns, c, link);
         w->n_conns--;
         conn_limits_release(w, c->l);
@@ -539,9 +546,17 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         struct conn *c = calloc(1, sizeof(*c));
 
         if (!c) {
+                char client[ADDR_STRLEN];
+
                 close(fd);
                 conn_limits_release(w, l);
-                return log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
+                log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
+                if (l->gen->cfg->access_log) { /* every accepted connection has its line */
+                        conn_client_text(l, sa, len, client, sizeof(client));
+                        log_access(l->route->cfg->name, client, "-", 0, 0, 0,
+                                   conn_end_name(END_ERROR));
+                }
+                return -ENOMEM;
         }
         c->run.fn = conn_run;
         c->w = w;

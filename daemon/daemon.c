@@ -6,8 +6,10 @@
  *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1 */
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -125,6 +127,15 @@ static int start_workers(struct daemon *d)
         return 0;
 }
 
+/* The signals the main loop handles. */
+static void main_signals(sigset_t *sigs)
+{
+        sigemptyset(sigs);
+        sigaddset(sigs, SIGHUP);
+        sigaddset(sigs, SIGTERM);
+        sigaddset(sigs, SIGINT);
+}
+
 static int daemon_setup(struct daemon *d)
 {
         sigset_t sigs;
@@ -135,10 +146,7 @@ static int daemon_setup(struct daemon *d)
         if (r < 0)
                 return log_error_errno(r, "creating the main driver");
         /* Before any worker exists, so every thread inherits the blocked mask. */
-        sigemptyset(&sigs);
-        sigaddset(&sigs, SIGHUP);
-        sigaddset(&sigs, SIGTERM);
-        sigaddset(&sigs, SIGINT);
+        main_signals(&sigs);
         r = evio_driver_enable_signals(d->drv, &sigs);
         if (r < 0)
                 return log_error_errno(r, "enabling signals");
@@ -222,6 +230,8 @@ static int daemon_loop(struct daemon *d)
         return failed ? -EIO : 0;
 }
 
+/* Undo whatever daemon_setup() got to, from any point it can fail at: every destructor here
+ * accepts a missing or half-built object (no driver, no workers, some workers not started). */
 static void daemon_teardown(struct daemon *d)
 {
         if (d->workers) {
@@ -252,6 +262,7 @@ int daemon_run(const char *config_path)
 {
         struct daemon d;
         struct cfg_error err;
+        sigset_t sigs;
         char msg[sizeof(err) + 64];
         int r;
 
@@ -260,6 +271,11 @@ int daemon_run(const char *config_path)
         memset(&d, 0, sizeof(d));
         memset(&err, 0, sizeof(err));
         d.config_path = config_path;
+        daemon_status_init(&d); /* every field teardown reads is valid from here on */
+        /* Blocked from the start, so a signal during start-up waits for the main loop's signal
+         * token instead of killing a half-built daemon (SIGHUP's default action terminates). */
+        main_signals(&sigs);
+        pthread_sigmask(SIG_BLOCK, &sigs, NULL);
         r = cfg_load(config_path, &cfg, &err);
         if (r < 0) {
                 cfg_error_format(&err, msg, sizeof(msg));

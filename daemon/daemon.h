@@ -39,8 +39,9 @@ struct daemon {
         struct lsockset *sets;      /* every open socket set, in use or retiring */
         struct evsd_socket *passed; /* sockets passed by systemd, kept for the daemon's life */
         size_t n_passed;
-        unsigned reload_seq;     /* reloads posted to the workers */
-        atomic_uint reload_acks; /* workers that applied the last one */
+        unsigned reload_seq;       /* reloads posted to the workers */
+        atomic_uint reload_acks;   /* workers that applied the last one */
+        atomic_uint reload_errors; /* workers that could not register some listener of it */
         bool reloading, reload_pending;
         char reload_status[160]; /* last reload result, for STATUS= */
         struct evio_timer status_timer, watchdog_timer;
@@ -74,7 +75,9 @@ int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev);
 /* Free socket sets that no generation uses and no worker accepts on any more. */
 void daemon_free_unused_sets(struct daemon *d, const struct gen *keep);
 
-/* systemd STATUS=/WATCHDOG=/STOPPING= from the main loop (notify.c). */
+/* systemd STATUS=/WATCHDOG=/STOPPING= from the main loop (notify.c). _init at construction,
+ * _start once ready; _stop is safe after _init whether _start ran or not. */
+void daemon_status_init(struct daemon *d);
 void daemon_status_start(struct daemon *d);
 void daemon_status_stop(struct daemon *d);
 void daemon_notify_stopping(struct daemon *d);

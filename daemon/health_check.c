@@ -4,6 +4,7 @@
  * one registration whose waker reads the result; both run on the main thread inside
  * evio_driver_turn(), never block, and feed health_report_check(). The checker holds a reference to
  * the generation it checks, so its routes outlive any reload until health_check_sync(). */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -115,10 +116,32 @@ static size_t count_probes(const struct gen *g)
         return n;
 }
 
+/* Every probe of hc, built before any is armed, so health_check_stop() finds each one whole
+ * (a calloc'ed probe has no checker and fd 0) wherever arming fails. */
+static void init_probes(struct health_checker *hc)
+{
+        size_t k = 0;
+
+        for (size_t i = 0; i < hc->g->n_routes; i++) {
+                struct route *r = &hc->g->routes[i];
+
+                if (r->cfg->health.check_interval_ms == 0)
+                        continue;
+                for (unsigned j = 0; j < r->cfg->n_upstreams; j++, k++) {
+                        struct probe *p = &hc->probes[k];
+
+                        *p = (struct probe){
+                            .hc = hc, .r = r, .idx = j, .reg = EVIO_REGISTRATION_INIT};
+                        evio_timer_init(&p->timer, probe_timer, p);
+                }
+        }
+        assert(k == hc->n);
+}
+
 int health_check_start(struct daemon *d)
 {
         struct health_checker *hc;
-        size_t n = d->gen ? count_probes(d->gen) : 0, k = 0;
+        size_t n = d->gen ? count_probes(d->gen) : 0;
         uint64_t now = evio_now_ms();
 
         if (!d->gen)
@@ -133,24 +156,15 @@ int health_check_start(struct daemon *d)
         hc->g = gen_ref(d->gen);
         hc->n = n;
         d->checker = hc;
-        for (size_t i = 0; i < hc->g->n_routes; i++) {
-                struct route *r = &hc->g->routes[i];
-                uint64_t every = r->cfg->health.check_interval_ms;
+        init_probes(hc);
+        for (size_t k = 0; k < n; k++) {
+                struct probe *p = &hc->probes[k];
+                uint64_t every = p->r->cfg->health.check_interval_ms;
 
-                if (every == 0)
-                        continue;
-                for (unsigned j = 0; j < r->cfg->n_upstreams; j++, k++) {
-                        struct probe *p = &hc->probes[k];
-
-                        *p = (struct probe){
-                            .hc = hc, .r = r, .idx = j, .reg = EVIO_REGISTRATION_INIT};
-                        evio_timer_init(&p->timer, probe_timer, p);
-                        /* Spread the first round over one interval. */
-                        if (evio_timer_arm(d->drv, &p->timer, now + every * (k + 1) / (n + 1)) <
-                            0) {
-                                health_check_stop(d);
-                                return log_error_errno(-ENOMEM, "starting health checks");
-                        }
+                /* Spread the first round over one interval. */
+                if (evio_timer_arm(d->drv, &p->timer, now + every * (k + 1) / (n + 1)) < 0) {
+                        health_check_stop(d);
+                        return log_error_errno(-ENOMEM, "starting health checks");
                 }
         }
         return 0;

@@ -27,7 +27,8 @@ static void status_tick(struct evio_timer *t, void *arg)
 
         status_text(d, buf, sizeof(buf));
         evsd_notify_status(buf);
-        evio_timer_arm(d->drv, t, evio_now_ms() + STATUS_INTERVAL_MS);
+        if (evio_timer_arm(d->drv, t, evio_now_ms() + STATUS_INTERVAL_MS) < 0)
+                log_warning("STATUS= updates off: out of memory");
 }
 
 static void ping_task_fn(struct evio_driver_task *t)
@@ -53,7 +54,17 @@ static void watchdog_tick(struct evio_timer *t, void *arg)
                 log_warning("watchdog: a worker has not answered for %llu ms",
                             (unsigned long long)(d->watchdog_usec / 1000));
         }
-        evio_timer_arm(d->drv, t, evio_now_ms() + d->watchdog_usec / 1000);
+        if (evio_timer_arm(d->drv, t, evio_now_ms() + d->watchdog_usec / 1000) < 0)
+                log_error("watchdog: cannot schedule the next ping (out of memory): systemd "
+                          "will restart the service");
+}
+
+/* At construction, before anything can fail: daemon_status_stop() is then safe whether or not
+ * daemon_status_start() ever ran. */
+void daemon_status_init(struct daemon *d)
+{
+        evio_timer_init(&d->status_timer, status_tick, d);
+        evio_timer_init(&d->watchdog_timer, watchdog_tick, d);
 }
 
 void daemon_status_start(struct daemon *d)
@@ -64,10 +75,9 @@ void daemon_status_start(struct daemon *d)
                 d->workers[i]->ping_task.fn = ping_task_fn;
         status_text(d, buf, sizeof(buf));
         evsd_notify_ready(buf);
-        evio_timer_init(&d->status_timer, status_tick, d);
-        evio_timer_arm(d->drv, &d->status_timer, evio_now_ms() + STATUS_INTERVAL_MS);
+        if (evio_timer_arm(d->drv, &d->status_timer, evio_now_ms() + STATUS_INTERVAL_MS) < 0)
+                log_warning("STATUS= updates off: out of memory");
         d->watchdog_usec = evsd_watchdog_interval_usec();
-        evio_timer_init(&d->watchdog_timer, watchdog_tick, d);
         if (d->watchdog_usec) {
                 if (d->watchdog_usec < 1000)
                         d->watchdog_usec = 1000;

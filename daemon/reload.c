@@ -3,7 +3,8 @@
  *        |good
  *   new generation; bind: kept addresses reuse their open sockets, added ones are opened
  *        |                                              (failure: close those, keep the old)
- *   post the generation to every worker --all applied--> free retired sockets, READY=1
+ *   post the generation to every worker (all or none) --all applied--> free retired sockets,
+ *        READY=1 (a worker that cannot register a new listener closes its socket: wl_register)
  * Workers move kept listeners' registrations over untouched, so no client is ever refused. */
 #include <errno.h>
 #include <stdio.h>
@@ -147,6 +148,51 @@ static size_t count_reused(const struct gen *g, const struct gen *prev)
         return n;
 }
 
+/* While the workers apply g, the main thread holds one user of each of its sockets: a worker
+ * that cannot register a shared socket lets go of it (wl_register) without closing it under
+ * the workers yet to register it. Let go once all applied g; the last user closes a socket,
+ * so one that no worker registered closes then instead of queueing connections for nobody. */
+static void hold_sockets(const struct gen *g, bool hold)
+{
+        for (size_t i = 0; i < g->n_listeners; i++) {
+                struct lsockset *set = g->listeners[i].set;
+
+                for (unsigned k = 0; k < set->n_socks; k++) {
+                        if (hold)
+                                atomic_fetch_add(&set->socks[k].users, 1);
+                        else
+                                lsock_release(&set->socks[k]);
+                }
+        }
+}
+
+/* Hand g to every worker, or to none: each worker's part is allocated before any is posted,
+ * so running out of memory fails the reload cleanly instead of leaving one worker on the old
+ * generation, never accepting on its sockets of the new listeners. */
+static int post_reload(struct daemon *d, struct gen *g)
+{
+        struct worker_reload **rts = calloc(d->n_workers, sizeof(*rts));
+        int r = rts ? 0 : -ENOMEM;
+
+        for (unsigned i = 0; i < d->n_workers && r == 0; i++)
+                r = worker_reload_new(d->workers[i], g, &rts[i]);
+        if (r < 0) {
+                for (unsigned i = 0; rts && i < d->n_workers; i++)
+                        worker_reload_free(rts[i]);
+                free(rts);
+                return r;
+        }
+        hold_sockets(g, true);
+        d->reloading = true;
+        atomic_store(&d->reload_acks, 0);
+        atomic_store(&d->reload_errors, 0);
+        d->reload_seq++;
+        for (unsigned i = 0; i < d->n_workers; i++)
+                worker_reload_post(rts[i]);
+        free(rts);
+        return 0;
+}
+
 void daemon_reload(struct daemon *d)
 {
         struct cfg_error err;
@@ -161,6 +207,8 @@ void daemon_reload(struct daemon *d)
                 return;
         }
         if (d->reloading) {
+                if (!d->reload_pending)
+                        log_info("SIGHUP during a reload: reloading again once it is applied");
                 d->reload_pending = true; /* runs once the current one is applied */
                 return;
         }
@@ -185,13 +233,15 @@ void daemon_reload(struct daemon *d)
                 reload_failed(d, "cannot open the new listeners (see above)");
                 return;
         }
+        r = post_reload(d, g);
+        if (r < 0) {
+                gen_unref(g);
+                daemon_free_unused_sets(d, old); /* close what daemon_bind() opened */
+                reload_failed(d, strerror(-r));
+                return;
+        }
         kept = count_reused(g, old);
         log_set_level(g->cfg->log_level);
-        d->reloading = true;
-        atomic_store(&d->reload_acks, 0);
-        d->reload_seq++;
-        for (unsigned i = 0; i < d->n_workers; i++)
-                worker_reload(d->workers[i], g);
         d->gen = g;
         pipe_budget_set_limit(&d->pipe_budget, g->cfg->pipe_memory); /* from the next pipe on */
         log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",
@@ -203,10 +253,25 @@ void daemon_reload(struct daemon *d)
 
 void daemon_reload_progress(struct daemon *d)
 {
+        unsigned n;
+
         if (!d->reloading || atomic_load(&d->reload_acks) < d->n_workers)
                 return;
         d->reloading = false;
+        hold_sockets(d->gen, false); /* d->gen is the generation posted: reloads are serial */
         daemon_free_unused_sets(d, d->gen);
+        n = atomic_load(&d->reload_errors);
+        if (n) {
+                /* Each of them let go of its socket (worker.c, wl_register): no listener
+                 * keeps a backlog that nobody reads. */
+                log_error("reload incomplete: %u workers could not register some listeners (see "
+                          "above) and do not accept on them; the other workers do",
+                          n);
+                snprintf(d->reload_status, sizeof(d->reload_status),
+                         "last reload incomplete: %u workers miss some listeners", n);
+        } else {
+                log_info("reload applied by every worker");
+        }
         evsd_notify_ready(d->reload_status);
         if (d->reload_pending) {
                 d->reload_pending = false;

@@ -2,6 +2,7 @@
  * EAGAIN, a budget per run for fairness), applies the connection limits and hands sockets to
  * conn.c. On EMFILE/ENFILE all its listeners pause for ACCEPT_PAUSE_MS instead of spinning.
  * Wakers and timers only defer work; the driver runs it in each turn's deferred pass. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -75,7 +76,10 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
                 return;
         }
         if (!limit_take(&rt->st->active, rt->cfg->max_connections)) {
-                atomic_fetch_sub(&w->dmn->active, 1);
+                unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+
+                assert(prev > 0);
+                (void)prev;
                 worker_reject(w, l, fd, sa, len, "route", rt->cfg->max_connections);
                 return;
         }
@@ -190,8 +194,19 @@ static int wl_register(struct worker *w, struct wlistener *wl)
 
         wl->sock = lset_sock(wl->l->set, w->id);
         r = evio_reg_open(&wl->reg, w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk);
-        if (r < 0)
+        if (r < 0) {
+                /* Not registered, so never accepted on: let go of the socket at once rather
+                 * than keep a backlog nobody reads. A TCP listener's socket is this worker's
+                 * own SO_REUSEPORT one: it closes, the kernel takes it out of the port's group
+                 * and spreads new connections over the other workers' sockets, which accept
+                 * as before. A shared (unix) socket stays open for the workers that did
+                 * register it, and closes if none did (reload.c, hold_sockets). The socket is
+                 * the set's, so the registration hands it back rather than closing it. */
+                (void)evio_reg_deregister(&wl->reg);
+                lsock_release(wl->sock);
+                wl->sock = NULL;
                 return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
+        }
         worker_schedule(w, &wl->run); /* connections may already be waiting */
         return 0;
 }
@@ -218,18 +233,16 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
         return false;
 }
 
-/* Accept for generation g from now on (g's reference passes to the worker). */
-static int worker_set_gen(struct worker *w, struct gen *g)
+/* Accept for generation g from now on, with ls (g->n_listeners zeroed entries, allocated by the
+ * caller so that applying a generation allocates nothing). g's reference and ls pass to the
+ * worker. -EIO if some listener could not be registered: this worker does not accept on it
+ * (wl_register), it accepts on all the others. */
+static int worker_set_gen(struct worker *w, struct gen *g, struct wlistener *ls)
 {
-        struct wlistener *old = w->ls, *ls;
+        struct wlistener *old = w->ls;
         size_t n_old = w->n_ls;
         int r = 0;
 
-        ls = calloc(g->n_listeners ? g->n_listeners : 1, sizeof(*ls));
-        if (!ls) {
-                gen_unref(g);
-                return log_error_errno(-ENOMEM, "worker %u: applying configuration", w->id);
-        }
         for (size_t i = 0; i < g->n_listeners; i++) {
                 struct wlistener *wl = &ls[i];
 
@@ -237,7 +250,7 @@ static int worker_set_gen(struct worker *w, struct gen *g)
                 wl->w = w;
                 wl->l = &g->listeners[i];
                 if (!wl_take_over(w, wl, old, n_old) && wl_register(w, wl) < 0)
-                        r = -EIO; /* that listener stays idle on this worker; others go on */
+                        r = -EIO;
         }
         for (size_t i = 0; i < n_old; i++)
                 wl_release(w, &old[i]); /* what the new generation dropped */
@@ -249,45 +262,70 @@ static int worker_set_gen(struct worker *w, struct gen *g)
         return r;
 }
 
-static int worker_add_listeners(struct worker *w)
+static struct wlistener *wl_array(const struct gen *g)
 {
-        return worker_set_gen(w, gen_ref(w->dmn->gen));
+        return calloc(g->n_listeners ? g->n_listeners : 1, sizeof(struct wlistener));
 }
 
-struct reload_task {
+static int worker_add_listeners(struct worker *w)
+{
+        struct wlistener *ls = wl_array(w->dmn->gen);
+
+        if (!ls)
+                return log_error_errno(-ENOMEM, "worker %u: listeners", w->id);
+        return worker_set_gen(w, gen_ref(w->dmn->gen), ls);
+}
+
+struct worker_reload {
         struct evio_driver_task task;
         struct worker *w;
         struct gen *g;
+        struct wlistener *ls;
 };
 
 static void reload_task_fn(struct evio_driver_task *t)
 {
-        struct reload_task *rt = container_of(t, struct reload_task, task);
+        struct worker_reload *rt = container_of(t, struct worker_reload, task);
         struct worker *w = rt->w;
 
-        if (w->draining)
-                gen_unref(rt->g); /* stopping: listeners are gone for good */
-        else
-                worker_set_gen(w, rt->g);
+        if (w->draining) { /* stopping: listeners are gone for good */
+                gen_unref(rt->g);
+                free(rt->ls);
+        } else if (worker_set_gen(w, rt->g, rt->ls) < 0) {
+                atomic_fetch_add(&w->dmn->reload_errors, 1);
+        }
         free(rt);
         atomic_fetch_add(&w->dmn->reload_acks, 1);
         evio_handle_unpark(evio_driver_handle(w->dmn->drv));
 }
 
-void worker_reload(struct worker *w, struct gen *g)
+int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **out)
 {
-        struct reload_task *rt = calloc(1, sizeof(*rt));
+        struct worker_reload *rt = calloc(1, sizeof(*rt));
 
-        if (!rt) {
-                /* Cannot tell this worker: it keeps accepting for the old generation. */
-                log_error("worker %u: out of memory posting the reload", w->id);
-                atomic_fetch_add(&w->dmn->reload_acks, 1);
-                return;
+        if (!rt || !(rt->ls = wl_array(g))) {
+                free(rt);
+                return log_error_errno(-ENOMEM, "worker %u: preparing the reload", w->id);
         }
         rt->task.fn = reload_task_fn;
         rt->w = w;
         rt->g = gen_ref(g);
-        evio_handle_post(w->h, &rt->task);
+        *out = rt;
+        return 0;
+}
+
+void worker_reload_post(struct worker_reload *rt)
+{
+        evio_handle_post(rt->w->h, &rt->task);
+}
+
+void worker_reload_free(struct worker_reload *rt)
+{
+        if (!rt)
+                return;
+        gen_unref(rt->g);
+        free(rt->ls);
+        free(rt);
 }
 
 static void worker_begin_drain(struct worker *w)

@@ -55,9 +55,15 @@ void worker_join(struct worker *w);
 void worker_free(struct worker *w);
 /* From any thread: stop accepting and let connections finish within the drain timeout. */
 void worker_drain(struct worker *w);
-/* Main thread: accept for generation g from the worker's next turn on; the worker counts itself
- * in d->reload_acks once it has. */
-void worker_reload(struct worker *w, struct gen *g);
+/* A reload of one worker to generation g, prepared on the main thread (everything it needs is
+ * allocated here, so it cannot fail half-way through the workers) and then posted: from its
+ * next turn on the worker accepts for g and counts itself in d->reload_acks (and in
+ * d->reload_errors if it could not register some listener, which it then does not hold).
+ * An unposted reload is freed with worker_reload_free() (accepts NULL). */
+struct worker_reload;
+int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **out);
+void worker_reload_post(struct worker_reload *rt);
+void worker_reload_free(struct worker_reload *rt);
 /* From any thread: close every connection now. Call at most once, after worker_drain. */
 void worker_stop(struct worker *w);
 
