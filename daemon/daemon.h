@@ -20,6 +20,7 @@ struct listener;
 struct worker;
 struct metrics_server;
 struct health_checker;
+struct admin_server;
 
 enum daemon_phase {
         DAEMON_RUNNING,
@@ -54,6 +55,7 @@ struct daemon {
         atomic_uint workers_exited;
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
+        struct admin_server *admin;     /* admin.listen socket (admin.h) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */
