@@ -211,7 +211,7 @@ static int recv_all(int fd, char **out, size_t *out_len, const struct timespec *
                         len += (size_t)n;
                         continue;
                 }
-                if (n == 0)
+                if (n == 0 || errno == ECONNRESET) /* a reset after the answer: keep it */
                         break;
                 if (errno == EINTR)
                         continue;
@@ -224,7 +224,7 @@ static int recv_all(int fd, char **out, size_t *out_len, const struct timespec *
         }
         if (!buf)
                 return -ENOMEM;
-        if (r < 0 && !(r == -ECONNRESET && len > 0)) { /* an answer, then a reset: keep it */
+        if (r < 0) {
                 free(buf);
                 return r;
         }
@@ -265,7 +265,8 @@ static int exchange(const struct opts *o, const struct admin_request *req, json_
         }
         r = send_all(fd, line, strlen(line), &end);
         free(line);
-        if (r == 0)
+        /* A daemon that will not talk to us closes at once: say so below, not "Broken pipe". */
+        if (r == 0 || r == -EPIPE || r == -ECONNRESET)
                 r = recv_all(fd, &text, &len, &end);
         close(fd);
         if (r < 0) {

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Admin states under traffic, across reloads and restarts, and `evproxyctl reload`.
+
+drain_under_load: 200 connections exchange data through two servers; server A is drained in
+  the middle; A gets no new connection (40 more all reach B), not one byte is lost (sha256 of
+  each connection's stream, both ways), and A's open connections go to zero once they end. With
+  every server drained or in maintenance a new client is closed: neither is a last resort.
+states_survive_reloads_and_restart: maint on A and drain on B survive a reload through
+  evproxyctl, a SIGHUP reload and a restart of the daemon (state file); traffic only reaches C
+  meanwhile. A reload that removes B drops its state (the state file no longer has it), and B
+  comes back ready when it is added again.
+reload_bad_file: `evproxyctl reload` of a broken file prints file:line, exits 1, and the daemon
+  keeps serving the old configuration; status shows the failure. (Waiting for the workers:
+  test_admin_reload.py.)
+"""
+
+import hashlib
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evtest as ev  # noqa: E402
+from evtest import check  # noqa: E402
+import admin_util as au  # noqa: E402
+
+N_CONNS = 200
+PIECE = 16 * ev.KiB
+ROUNDS = 6
+
+
+def server_info(ctx, sock, route, server):
+    rc, res = au.ctl_json(ctx, sock, "servers", route)
+    check(rc == 0, "servers: %s" % res)
+    for s in res["servers"]:
+        if s["server"] == server:
+            return s
+    raise ev.TestFailure("no server %s in %s" % (server, res))
+
+
+def flow(conns, progress, idx):
+    """Each connection echoes ROUNDS pieces of its own stream; returns [(sent sha, got sha)]."""
+    streams = [ev.Stream(1000 + idx * 100 + k, PIECE * ROUNDS) for k in range(len(conns))]
+    got = [hashlib.sha256() for _ in conns]
+    for rnd in range(ROUNDS):
+        for k, c in enumerate(conns):
+            piece = streams[k].bytes(rnd * PIECE, PIECE)
+            c.sendall(piece)
+            got[k].update(ev.recv_exact(c, PIECE))
+        progress[idx] = rnd + 1
+    for c in conns:
+        c.shutdown(1)
+        check(c.recv(1) == b"", "bytes after the stream")
+        c.close()
+    return [(s.sha256(), g.hexdigest()) for s, g in zip(streams, got)]
+
+
+@ev.test
+def drain_under_load(ctx):
+    a = ctx.server("tcp4", ev.echo_handler, name="a")
+    b = ctx.server("tcp4", ev.echo_handler, name="b")
+    listen = ctx.addr("tcp4")
+    route = {"name": "web", "listen": [listen], "upstreams": [a.addr, b.addr]}
+    d, sock = au.start(ctx, [route], max_connections=1000)
+    conns = []
+    for i in range(N_CONNS):
+        c = ev.connect(listen)
+        ev.echo_roundtrip(c, b"hello")
+        conns.append(c)
+    on_a = server_info(ctx, sock, "web", a.addr.conf)["active"]
+    check(on_a > 0 and len(a.records) == on_a, "a has %d (%d records)" % (on_a, len(a.records)))
+    progress = [0] * 10
+    tasks = [ev.Task(flow, conns[i * 20:(i + 1) * 20], progress, i, name="flow%d" % i)
+             for i in range(10)]
+    dl = ev.deadline(60)
+    while min(progress) < 2 and ev.left(dl) > 0.02:
+        time.sleep(0.02)
+    check(min(progress) >= 2, "no flow: %s" % progress)
+    rc, out, err = au.ctl(ctx, sock, "drain", "web", a.addr.conf)
+    check(rc == 0 and "drain (was ready)" in out, "drain: %s %s" % (out, err))
+    a_seen = len(a.records)
+    info = server_info(ctx, sock, "web", a.addr.conf)
+    check(info["state"] == "drain" and info["active"] == on_a, "after drain: %s" % info)
+    check(min(progress) < ROUNDS, "the flow ended before the drain: %s" % progress)
+    au.check_goes_to(listen, b, [a], 40)
+    results = []
+    for t in tasks:
+        results += t.join(120)
+    bad = [i for i, (s, g) in enumerate(results) if s != g]
+    check(len(results) == N_CONNS and not bad, "hash mismatch on %d connections" % len(bad))
+    check(len(a.records) == a_seen, "a got %d connections after the drain"
+          % (len(a.records) - a_seen))
+    dl = ev.deadline(10)
+    while server_info(ctx, sock, "web", a.addr.conf)["active"] and ev.left(dl) > 0.05:
+        time.sleep(0.05)
+    check(server_info(ctx, sock, "web", a.addr.conf)["active"] == 0, "a's connections stay")
+    # Neither drain nor maint is a last resort: with both out, a new client is closed.
+    rc, _, _ = au.ctl(ctx, sock, "maint", "web", b.addr.conf)
+    check(rc == 0, "maint b")
+    n_a, n_b = len(a.records), len(b.records)
+    c = ev.connect(listen)
+    how, _ = ev.wait_closed(c, 5)
+    c.close()
+    check(len(a.records) == n_a and len(b.records) == n_b, "a drained/maint server was used")
+    d.wait_access(1, route="web", end="connect_failed")
+    d.stop()
+
+
+def states(ctx, sock):
+    rc, res = au.ctl_json(ctx, sock, "servers")
+    check(rc == 0, "servers: %s" % res)
+    return {s["server"]: s["admin"] for s in res["servers"]}
+
+
+@ev.test
+def states_survive_reloads_and_restart(ctx):
+    a, b, c = (ctx.server("tcp4", ev.echo_handler, name=n) for n in "abc")
+    listen, other = ctx.addr("tcp4"), ctx.addr("unix")
+    web = {"name": "web", "listen": [listen], "upstreams": [a.addr, b.addr, c.addr]}
+    d, sock = au.start(ctx, [web])
+    for cmd, srv in (("maint", a), ("drain", b)):
+        rc, out, err = au.ctl(ctx, sock, cmd, "web", srv.addr.conf)
+        check(rc == 0, "%s: %s" % (cmd, err))
+    want = {a.addr.conf: "maint", b.addr.conf: "drain", c.addr.conf: "ready"}
+    # Reload 1, through evproxyctl, adding a route.
+    d.rewrite(au.config(ctx, [web, {"name": "other", "listen": [other],
+                                    "upstreams": [c.addr]}]))
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    check(rc == 0, "reload 1: %s" % err)
+    check(states(ctx, sock) == want, "after reload 1: %s" % states(ctx, sock))
+    au.check_goes_to(listen, c, [a, b], 6)
+    # Reload 2, by SIGHUP, changing the route.
+    web2 = dict(web, idle_timeout=60)
+    d.rewrite(au.config(ctx, [web2]))
+    start = len(d.lines)
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_line(r"reloaded ", 10, start=start)
+    check(states(ctx, sock) == want, "after reload 2: %s" % states(ctx, sock))
+    au.check_goes_to(listen, c, [a, b], 6)
+    # A restart reads the state file.
+    d.stop()
+    check(au.state_file(ctx) == {("web", a.addr.conf): "maint", ("web", b.addr.conf): "drain"},
+          "state file: %s" % au.state_file(ctx))
+    d, sock = au.start(ctx, [web2], name="again")
+    d.wait_line(r"admin: route web server %s: maint \(from the state file\)" % a.addr.conf, 5)
+    check(states(ctx, sock) == want, "after restart: %s" % states(ctx, sock))
+    au.check_goes_to(listen, c, [a, b], 6)
+    # B leaves the configuration: its state goes; back again, it is ready.
+    web3 = dict(web2, upstreams=[a.addr, c.addr])
+    d.rewrite(au.config(ctx, [web3], name="again"))
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    check(rc == 0, "reload 3: %s" % err)
+    check(au.state_file(ctx) == {("web", a.addr.conf): "maint"}, "b's state kept in the file")
+    d.rewrite(au.config(ctx, [web2], name="again"))
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    check(rc == 0, "reload 4: %s" % err)
+    want[b.addr.conf] = "ready"
+    check(states(ctx, sock) == want, "after reload 4: %s" % states(ctx, sock))
+    d.stop()
+
+
+@ev.test
+def reload_bad_file(ctx):
+    a, b = ctx.server("tcp4", ev.echo_handler, name="a"), ctx.server("tcp4", ev.echo_handler,
+                                                                     name="b")
+    listen = ctx.addr("tcp4")
+    route = {"name": "web", "listen": [listen], "upstreams": [a.addr]}
+    d, sock = au.start(ctx, [route])
+    good = au.config(ctx, [dict(route, upstreams=[b.addr])])
+    text = good.replace("routes = (", "max_connections = 0;\nroutes = (")
+    line = text.splitlines().index("max_connections = 0;") + 1
+    d.rewrite(text)
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    where = "%s:%d: max_connections: 0 is out of range" % (d.conf_path, line)
+    check(rc == 1 and out == "" and "reload failed: " + where in err,
+          "bad reload: rc %d %r %r" % (rc, out, err))
+    au.check_goes_to(listen, a, [b], 3)
+    rc, st = au.ctl_json(ctx, sock, "status")
+    check(st["last_reload"]["ok"] is False and where in st["last_reload"]["error"],
+          "status: %s" % st["last_reload"])
+    rc, res = au.ctl_json(ctx, sock, "reload")
+    check(rc == 1 and res["ok"] is False and where in res["error"], "json: %s" % res)
+    d.rewrite(good)
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    check(rc == 0 and "applied by every worker" in out, "good reload: %r" % err)
+    au.check_goes_to(listen, b, [a], 3)
+    rc, st = au.ctl_json(ctx, sock, "status")
+    check(st["last_reload"]["ok"] is True and st["last_reload"]["error"] is None, "status ok")
+    d.stop()
+
+
+if __name__ == "__main__":
+    ev.main(__doc__)
