@@ -1,7 +1,8 @@
 /* The admin commands' answers, built with jansson on the main thread from the current
  * configuration generation and the counters every worker shares: status, servers, the server
  * state changes (drain, maint, ready: saved to the state file before they are answered) and
- * check. reload is waited for by admin_server.c and answered by admin_reload_answer(). */
+ * check. reload is waited for by admin_server.c and answered by admin_reload_answer(); conns,
+ * kill and the resets of maint --kill ask the workers (admin_conns.c). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,10 +180,6 @@ static json_t *cmd_set_state(struct admin_server *a, const struct admin_request 
         if (i < 0)
                 return admin_error("route %s has no server \"%s\" (see: evproxyctl servers %s)",
                                    req->route, req->server, req->route);
-        if (req->kill)
-                return admin_error("maint --kill is not supported yet: the admin socket does not "
-                                   "reach connections; use maint without --kill and wait for "
-                                   "them to finish");
         s = r->servers[i];
         was = atomic_exchange(&s->admin, want);
         if (admin_state_save(a, why, sizeof(why)) < 0) {
@@ -242,10 +239,8 @@ json_t *admin_answer(struct admin_server *a, const struct admin_request *req)
                 return cmd_set_state(a, req, ADMIN_STATE_READY);
         case ADMIN_CMD_CHECK:
                 return cmd_check(a);
-        case ADMIN_CMD_CONNS:
+        case ADMIN_CMD_CONNS: /* admin_conns.c, waited for by admin_server.c */
         case ADMIN_CMD_KILL:
-                return admin_error("%s is not supported yet by this daemon",
-                                   admin_cmd_name(req->cmd));
         case ADMIN_CMD_RELOAD:
                 break;
         }

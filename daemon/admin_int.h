@@ -21,6 +21,7 @@ struct daemon;
 struct route;
 struct upstream_server;
 struct admin_conn;
+struct conns_query;
 
 struct admin_server {
         struct daemon *d;
@@ -35,7 +36,8 @@ struct admin_server {
         bool unix_path; /* we created the socket file */
         TAILQ_HEAD(, admin_conn) conns;
         unsigned n_conns;
-        bool reload_asked; /* a client asked: reload_kick runs daemon_reload() */
+        TAILQ_HEAD(, conns_query) queries; /* posted to the workers (admin_conns.c) */
+        bool reload_asked;                 /* a client asked: reload_kick runs daemon_reload() */
         time_t started;
         uint64_t started_ms;
         /* The last reload's outcome, for status. */
@@ -43,6 +45,20 @@ struct admin_server {
         time_t reload_time;
         char reload_error[600];
 };
+
+/* admin_server.c: answer a client waiting for a query (resp consumed; NULL closes it). */
+void admin_conn_answer(struct admin_conn *c, json_t *resp);
+
+/* admin_conns.c: conns, kill ID, maint --kill (answer: the maint answer, owned by the query
+ * from here on, even on failure, and completed with the number reset). Posts to every worker; the
+ * last to finish has the main thread answer waiter. NULL on failure (why set). */
+struct conns_query *admin_conns_start(struct admin_server *a, struct admin_conn *waiter,
+                                      const struct admin_request *req, json_t *answer, char *why,
+                                      size_t why_len);
+/* The waiter went away: the query finishes unanswered. */
+void admin_conns_forget(struct conns_query *q);
+/* Free the queries still out (the workers are gone). */
+void admin_conns_stop(struct admin_server *a);
 
 /* admin_cmds.c: the answer to req, a JSON object with "ok" (NULL without memory). reload is
  * not answered here (admin_server.c waits for it). Main thread. */

@@ -2,6 +2,8 @@
  *   accept --peer not root, not our uid, not in the socket's group--> closed, no answer
  *   READING --a line--> answer --> WRITING --all sent--> closed
  *   READING --"reload"--> WAITING --the reload applied or failed (admin_reload_done)--> WRITING
+ *   READING --conns, kill, maint --kill--> WAITING --every worker walked its connections
+ *                                                     (admin_conns.c)--> WRITING
  *   READING --over 4 KiB: error answer; EOF, error or 5 s: closed--> ...
  *   WAITING --60 s--> WRITING (a timeout error); WRITING --10 s--> closed
  * Wakers and timers run inside evio_driver_turn(); a reload runs from a timer (reload_kick) so
@@ -34,7 +36,8 @@ struct admin_conn {
         struct evio_scheduled_io *io;
         struct evio_timer timer;
         enum aconn_state state;
-        unsigned skip; /* WAITING: reloads to let pass before the one that answers */
+        struct conns_query *query; /* WAITING for the workers (admin_conns.c), or NULL */
+        unsigned skip; /* WAITING for a reload: reloads to let pass before the one that answers */
         bool counted;  /* WAITING: skip was set when the reload was started */
         size_t in_len, out_len, out_off;
         char *out;
@@ -46,6 +49,8 @@ static void aconn_close(struct admin_conn *c)
         struct admin_server *a = c->a;
 
         evio_timer_cancel(a->d->drv, &c->timer);
+        if (c->query)
+                admin_conns_forget(c->query);
         if (c->io)
                 evio_handle_deregister(evio_driver_handle(a->d->drv), c->io);
         close(c->fd);
@@ -79,6 +84,10 @@ static bool aconn_answer(struct admin_conn *c, json_t *resp)
         char *text = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
 
         json_decref(resp);
+        if (c->query) {
+                admin_conns_forget(c->query);
+                c->query = NULL;
+        }
         if (!text) {
                 log_warning("admin: out of memory answering a request");
                 aconn_close(c);
@@ -97,6 +106,32 @@ static bool aconn_answer(struct admin_conn *c, json_t *resp)
                 return false;
         }
         return aconn_write(c);
+}
+
+void admin_conn_answer(struct admin_conn *c, json_t *resp)
+{
+        c->query = NULL; /* done: it answers once, then is freed */
+        aconn_answer(c, resp);
+}
+
+/* conns, kill, maint --kill (with answer, the maint answer): wait for every worker. */
+static bool aconn_ask_workers(struct admin_conn *c, const struct admin_request *req, json_t *answer)
+{
+        char why[300];
+
+        if (c->a->d->phase != DAEMON_RUNNING) {
+                json_decref(answer);
+                return aconn_answer(c, admin_error("the daemon is stopping"));
+        }
+        c->query = admin_conns_start(c->a, c, req, answer, why, sizeof(why));
+        if (!c->query)
+                return aconn_answer(c, admin_error("%s", why));
+        c->state = AC_WAITING;
+        if (evio_timer_arm(c->a->d->drv, &c->timer, evio_now_ms() + ADMIN_RELOAD_TIMEOUT_MS) < 0) {
+                aconn_close(c);
+                return false;
+        }
+        return true;
 }
 
 static void aconn_wait_reload(struct admin_conn *c)
@@ -118,6 +153,7 @@ static bool aconn_request(struct admin_conn *c, size_t len)
 {
         struct admin_request req;
         char err[256];
+        json_t *resp;
 
         if (admin_request_parse(c->in, len, &req, err, sizeof(err)) < 0)
                 return aconn_answer(c, admin_error("bad request: %s", err));
@@ -129,7 +165,12 @@ static bool aconn_request(struct admin_conn *c, size_t len)
                 aconn_wait_reload(c);
                 return true;
         }
-        return aconn_answer(c, admin_answer(c->a, &req));
+        if (req.cmd == ADMIN_CMD_CONNS || req.cmd == ADMIN_CMD_KILL)
+                return aconn_ask_workers(c, &req, NULL);
+        resp = admin_answer(c->a, &req);
+        if (req.cmd == ADMIN_CMD_MAINT && req.kill && json_is_true(json_object_get(resp, "ok")))
+                return aconn_ask_workers(c, &req, resp); /* maint is set: now the resets */
+        return aconn_answer(c, resp);
 }
 
 /* Read what is there; false if the connection was closed. */
@@ -172,7 +213,10 @@ static void aconn_timeout(struct evio_timer *t, void *arg)
 {
         struct admin_conn *c = arg;
 
-        if (c->state == AC_WAITING)
+        if (c->state == AC_WAITING && c->query)
+                aconn_answer(c, admin_error("not every worker answered within %d s",
+                                            ADMIN_RELOAD_TIMEOUT_MS / 1000));
+        else if (c->state == AC_WAITING)
                 aconn_answer(c, admin_error("no answer within %d s: the reload is still under "
                                             "way (see the daemon's log)",
                                             ADMIN_RELOAD_TIMEOUT_MS / 1000));
@@ -285,7 +329,7 @@ static void admin_reload_kick(struct evio_timer *t, void *arg)
         a->reload_asked = false;
         TAILQ_FOREACH(c, &a->conns, link)
         {
-                if (c->state == AC_WAITING && !c->counted) {
+                if (c->state == AC_WAITING && !c->query && !c->counted) {
                         c->counted = true;
                         c->skip = a->d->reloading ? 1 : 0;
                 }
@@ -317,7 +361,7 @@ void admin_reload_done(struct daemon *d, const char *error)
         }
         for (c = TAILQ_FIRST(&a->conns); c; c = next) {
                 next = TAILQ_NEXT(c, link);
-                if (c->state != AC_WAITING || !c->counted)
+                if (c->state != AC_WAITING || c->query || !c->counted)
                         continue;
                 if (c->skip > 0) {
                         c->skip--;
@@ -423,6 +467,7 @@ int admin_server_start(struct daemon *d)
         a->started = time(NULL);
         a->started_ms = evio_now_ms();
         TAILQ_INIT(&a->conns);
+        TAILQ_INIT(&a->queries);
         evio_timer_init(&a->retry, admin_retry, a);
         evio_timer_init(&a->reload_kick, admin_reload_kick, a);
         r = admin_state_load(a);
@@ -454,6 +499,7 @@ void admin_server_stop(struct daemon *d)
         /* aconn_close unlinks c before freeing it; the analyzer does not follow TAILQ_REMOVE. */
         while ((c = TAILQ_FIRST(&a->conns)))
                 aconn_close(c); // NOLINT(clang-analyzer-unix.Malloc)
+        admin_conns_stop(a);
         evio_timer_cancel(d->drv, &a->retry);
         evio_timer_cancel(d->drv, &a->reload_kick);
         if (a->lio)

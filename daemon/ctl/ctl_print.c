@@ -145,6 +145,32 @@ static void print_servers(FILE *out, json_t *resp)
         table_print(out, &t);
 }
 
+static void print_conns(FILE *out, json_t *resp)
+{
+        struct table t = {.n_cols = 9};
+        char b[5][32];
+        json_t *c;
+        size_t i;
+
+        table_add(&t, (const char *const[]){"ID", "ROUTE", "CLIENT", "UPSTREAM", "STATE", "AGE_S",
+                                            "IDLE_S", "BYTES_IN", "BYTES_OUT"});
+        json_array_foreach(json_object_get(resp, "connections"), i, c)
+        {
+                snprintf(b[1], sizeof(b[1]), "%.1f",
+                         json_number_value(json_object_get(c, "age_s")));
+                snprintf(b[2], sizeof(b[2]), "%.1f",
+                         json_number_value(json_object_get(c, "idle_s")));
+                table_add(&t, (const char *const[]){num(c, "id", b[0], sizeof(b[0])),
+                                                    str(c, "route"), str(c, "client"),
+                                                    str(c, "upstream"), str(c, "state"), b[1], b[2],
+                                                    num(c, "bytes_in", b[3], sizeof(b[3])),
+                                                    num(c, "bytes_out", b[4], sizeof(b[4]))});
+        }
+        table_print(out, &t);
+        if (json_is_true(json_object_get(resp, "partial")))
+                fprintf(out, "(partial: the daemon ran short of memory listing them)\n");
+}
+
 void ctl_print(FILE *out, const struct admin_request *req, json_t *resp)
 {
         switch (req->cmd) {
@@ -157,10 +183,14 @@ void ctl_print(FILE *out, const struct admin_request *req, json_t *resp)
         case ADMIN_CMD_DRAIN:
         case ADMIN_CMD_MAINT:
         case ADMIN_CMD_READY:
-                fprintf(out, "route %s server %s: %s (was %s), %lld connections open\n",
+                fprintf(out, "route %s server %s: %s (was %s), %lld connections open",
                         str(resp, "route"), str(resp, "server"), str(resp, "state"),
                         str(resp, "previous"),
                         (long long)json_integer_value(json_object_get(resp, "active")));
+                if (json_object_get(resp, "killed"))
+                        fprintf(out, ", %lld reset",
+                                (long long)json_integer_value(json_object_get(resp, "killed")));
+                fputc('\n', out);
                 break;
         case ADMIN_CMD_RELOAD:
                 fprintf(out, "reloaded %s: %lld routes, applied by every worker\n",
@@ -171,9 +201,11 @@ void ctl_print(FILE *out, const struct admin_request *req, json_t *resp)
                 fprintf(out, "%s: the configuration is valid\n", str(resp, "config"));
                 break;
         case ADMIN_CMD_CONNS:
+                print_conns(out, resp);
+                break;
         case ADMIN_CMD_KILL:
-                json_dumpf(resp, out, JSON_INDENT(2));
-                fputc('\n', out);
+                fprintf(out, "connection %lld reset\n",
+                        (long long)json_integer_value(json_object_get(resp, "killed")));
                 break;
         }
 }

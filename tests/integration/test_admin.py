@@ -114,7 +114,7 @@ def set_state(ctx):
     # Mistakes: exit 1 with the reason, nothing changed.
     for args, msg in ((("drain", "nope", a.addr.conf), 'no route "nope"'),
                       (("drain", "web", "127.0.0.1:1"), 'route web has no server "127.0.0.1:1"'),
-                      (("maint", "--kill", "web", a.addr.conf), "--kill is not supported yet")):
+                      (("maint", "--kill", "web", "127.0.0.1:1"), "has no server")):
         rc, out, err = au.ctl(ctx, sock, *args)
         check(rc == 1 and msg in err, "%s: rc %d, %r" % (args, rc, err))
     rc, res = au.ctl_json(ctx, sock, "drain", "web", "nowhere")
@@ -153,6 +153,78 @@ def check_command(ctx):
     c = ev.connect(listen)
     ev.echo_roundtrip(c, b"still")
     c.close()
+    d.stop()
+
+
+@ev.test
+def conns_and_kill(ctx):
+    a = ctx.server("tcp4", ev.echo_handler, name="a")
+    b = ctx.server("unix", ev.echo_handler, name="b")
+    listen, other = ctx.addr("tcp4"), ctx.addr("tcp4")
+    routes = [{"name": "web", "listen": [listen], "upstreams": [a.addr, b.addr]},
+              {"name": "other", "listen": [other], "upstreams": [b.addr]}]
+    d, sock = au.start(ctx, routes)
+    clients = []
+    for i in range(6):
+        c = ev.connect(listen)
+        ev.echo_roundtrip(c, b"z" * (10 * (i + 1)))
+        clients.append(c)
+    o = ev.connect(other)
+    ev.echo_roundtrip(o, b"other")
+    rc, res = au.ctl_json(ctx, sock, "conns")
+    check(rc == 0 and res["ok"] and not res["partial"], "conns: %s" % res)
+    conns = res["connections"]
+    check(len(conns) == 7, "conns: %d of 7" % len(conns))
+    ids = [c["id"] for c in conns]
+    check(ids == sorted(ids) and len(set(ids)) == 7 and min(ids) > 0, "ids: %s" % ids)
+    by_client = {c["client"]: c for c in conns}
+    for i, s in enumerate(clients):
+        c = by_client.get("127.0.0.1:%d" % s.getsockname()[1])
+        check(c is not None, "client %d not listed: %s" % (i, list(by_client)))
+        check(c["route"] == "web" and c["state"] == "forwarding", "conn: %s" % c)
+        check(c["bytes_in"] == 10 * (i + 1) and c["bytes_out"] == 10 * (i + 1), "bytes: %s" % c)
+        check(c["upstream"] in (a.addr.conf, b.addr.conf) and c["age_s"] >= c["idle_s"] >= 0,
+              "conn: %s" % c)
+    on_a = [c for c in conns if c["upstream"] == a.addr.conf]
+    check(len(on_a) == 3, "round robin: %d on a" % len(on_a))
+    rc, res = au.ctl_json(ctx, sock, "conns", "--route", "other")
+    check([c["upstream"] for c in res["connections"]] == [b.addr.conf], "route filter: %s" % res)
+    rc, res = au.ctl_json(ctx, sock, "conns", "--server", b.addr.conf)
+    check(len(res["connections"]) == 4, "server filter: %s" % res)
+    rc, res = au.ctl_json(ctx, sock, "conns", "--route", "web", "--server", a.addr.conf)
+    check(sorted(c["id"] for c in res["connections"]) == sorted(c["id"] for c in on_a),
+          "both filters: %s" % res)
+    rc, out, _ = au.ctl(ctx, sock, "conns", "--route", "other")
+    check(rc == 0 and re.search(r"^ID\s+ROUTE\s+CLIENT\s+UPSTREAM", out) and
+          re.search(r"^\d+\s+other\s+127\.0\.0\.1:\d+\s+%s\s+forwarding\s" %
+                    re.escape(b.addr.conf), out, re.M), "conns text: %s" % out)
+    # kill ID: that client is reset, logged end=killed, and gone from the list.
+    victim = on_a[0]
+    rc, out, err = au.ctl(ctx, sock, "kill", str(victim["id"]))
+    check(rc == 0 and "connection %d reset" % victim["id"] in out, "kill: %s %s" % (out, err))
+    vsock = clients[[by_client.get("127.0.0.1:%d" % s.getsockname()[1]) for s in clients]
+                    .index(victim)]
+    how, _ = ev.wait_closed(vsock, 5)
+    check(how == "reset", "killed client saw %s" % how)
+    d.wait_access(1, route="web", end="killed")
+    rc, res = au.ctl_json(ctx, sock, "conns")
+    check(victim["id"] not in [c["id"] for c in res["connections"]], "killed one listed")
+    rc, out, err = au.ctl(ctx, sock, "kill", str(victim["id"]))
+    check(rc == 1 and "no connection %d" % victim["id"] in err, "kill again: %r" % err)
+    # maint --kill: a's two others are reset, b's keep working.
+    rc, res = au.ctl_json(ctx, sock, "maint", "--kill", "web", a.addr.conf)
+    check(rc == 0 and res["state"] == "maint" and res["killed"] == 2, "maint --kill: %s" % res)
+    d.wait_access(3, route="web", end="killed")
+    for c in clients:
+        info = by_client["127.0.0.1:%d" % c.getsockname()[1]]
+        if info["upstream"] == a.addr.conf:
+            if info is not victim:
+                check(ev.wait_closed(c, 5)[0] == "reset", "a's client not reset")
+        else:
+            ev.echo_roundtrip(c, b"after")
+        c.close()
+    ev.echo_roundtrip(o, b"after")
+    o.close()
     d.stop()
 
 
