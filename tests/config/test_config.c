@@ -270,6 +270,9 @@ static void test_example_config(void **state)
         assert_string_equal(c->routes[0].upstreams[0].text, "127.0.0.1:8081");
         assert_true(c->has_metrics);
         assert_string_equal(c->metrics_listen.text, "127.0.0.1:9901");
+        assert_true(c->admin.enabled);
+        assert_string_equal(c->admin.listen.text, "unix:/run/evproxy/admin.sock");
+        assert_string_equal(c->admin.state_file, CFG_ADMIN_STATE_FILE);
         assert_null(c->user);
         cfg_free(c);
 }
