@@ -259,6 +259,9 @@ int daemon_run(const char *config_path)
         struct cfg *cfg;
 
         memset(&d, 0, sizeof(d));
+        /* Teardown cancels these even when set-up failed before notify.c armed them. */
+        evio_timer_init(&d.status_timer, NULL, NULL);
+        evio_timer_init(&d.watchdog_timer, NULL, NULL);
         memset(&err, 0, sizeof(err));
         d.config_path = config_path;
         r = cfg_load(config_path, &cfg, &err);
