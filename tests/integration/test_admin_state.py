@@ -12,10 +12,17 @@ states_survive_reloads_and_restart: maint on A and drain on B survive a reload t
 reload_bad_file: `evproxyctl reload` of a broken file prints file:line, exits 1, and the daemon
   keeps serving the old configuration; status shows the failure. (Waiting for the workers:
   test_admin_reload.py.)
+state_file_errors: a state file that is not JSON, or names an unknown state, stops the start
+  (exit 1, the file and the reason); entries for servers no longer configured are dropped
+  (logged, and gone from the rewritten file) while the others apply; a state file that cannot
+  be written fails the command (exit 1, why) and leaves the server as it was; a socket path
+  whose directory is missing fails the start with exit 1.
 """
 
 import hashlib
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -189,6 +196,57 @@ def reload_bad_file(ctx):
     au.check_goes_to(listen, b, [a], 3)
     rc, st = au.ctl_json(ctx, sock, "status")
     check(st["last_reload"]["ok"] is True and st["last_reload"]["error"] is None, "status ok")
+    d.stop()
+
+
+def start_fails(ctx, routes, name, pattern, **kw):
+    d = ctx.daemon(au.config(ctx, routes, name, **kw), name=name).start(wait_ready=False)
+    rc = d.proc.wait(ev.READY_TIMEOUT)
+    d.stopped = True
+    d.reader.join(2)
+    check(rc == 1, "%s: exit %s, want 1" % (name, rc))
+    d.wait_line(pattern, 1)
+    check(d.count_lines(r"ready:") == 0, "%s: ready anyway" % name)
+
+
+@ev.test
+def state_file_errors(ctx):
+    a, b = ctx.server("tcp4", ev.echo_handler, name="a"), ctx.server("tcp4", ev.echo_handler,
+                                                                     name="b")
+    listen = ctx.addr("tcp4")
+    routes = [{"name": "web", "listen": [listen], "upstreams": [a.addr, b.addr]}]
+    path = au.state_path(ctx)
+    with open(path, "w") as f:
+        f.write('{"version": 1,\n "servers": [ oops ]}\n')
+    start_fails(ctx, routes, "d1", r"<3>admin: state file %s:2: .*\(fix or remove the file\)"
+                % re.escape(path))
+    with open(path, "w") as f:
+        json.dump({"version": 1, "servers": [{"route": "web", "server": a.addr.conf,
+                                              "state": "asleep"}]}, f)
+    start_fails(ctx, routes, "d2", r'<3>admin: state file .*: servers\[0\]: unknown state '
+                r'"asleep"')
+    os.unlink(path)
+    start_fails(ctx, routes, "d3", r"<3>admin: listen unix:.*/nodir/x.sock: No such file",
+                admin={"listen": "unix:" + os.path.join(ctx.tmpdir, "nodir", "x.sock")})
+    with open(path, "w") as f:
+        json.dump({"version": 1, "servers": [
+            {"route": "web", "server": "127.0.0.1:1", "state": "maint"},
+            {"route": "gone", "server": a.addr.conf, "state": "maint"},
+            {"route": "web", "server": b.addr.conf, "state": "drain"}]}, f)
+    d, sock = au.start(ctx, routes, name="d4")
+    d.wait_line(r"<5>admin: state file: route gone server %s is no longer configured"
+                % re.escape(a.addr.conf), 5)
+    check(states(ctx, sock) == {a.addr.conf: "ready", b.addr.conf: "drain"}, "applied")
+    check(au.state_file(ctx) == {("web", b.addr.conf): "drain"}, "stale entries kept")
+    au.check_goes_to(listen, a, [b], 4)
+    d.stop()
+    # A state file in a directory that does not exist cannot be written: nothing changes.
+    missing = os.path.join(ctx.tmpdir, "missing", "state")
+    d, sock = au.start(ctx, routes, name="d5", admin={"state_file": missing})
+    rc, out, err = au.ctl(ctx, sock, "maint", "web", a.addr.conf)
+    check(rc == 1 and "creating the state file %s.tmp: No such file or directory (the state "
+          "was not changed)" % missing in err, "unwritable: rc %d %r" % (rc, err))
+    check(states(ctx, sock) == {a.addr.conf: "ready", b.addr.conf: "ready"}, "changed anyway")
     d.stop()
 
 
