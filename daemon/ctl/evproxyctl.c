@@ -173,16 +173,18 @@ static int send_all(int fd, const char *buf, size_t len, const struct timespec *
                 ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
                 int r;
 
-                if (n < 0 && errno == EAGAIN && (r = wait_fd(fd, POLLOUT, end)) == 0)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return r;
-                if (n < 0 && errno != EINTR)
-                        return -errno;
                 if (n > 0) {
                         buf += n;
                         len -= (size_t)n;
+                        continue;
                 }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n == 0 || errno != EAGAIN)
+                        return n == 0 ? -EPIPE : -errno;
+                r = wait_fd(fd, POLLOUT, end);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
