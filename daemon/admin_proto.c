@@ -75,7 +75,7 @@ static void excerpt(const char *s, char *out, size_t size)
 {
         size_t i;
 
-        for (i = 0; s[i] && i < 40 && i + 1 < size; i++)
+        for (i = 0; i < 40 && i + 1 < size && s[i]; i++)
                 out[i] = (unsigned char)s[i] < 0x20 || s[i] == '"' || s[i] == 0x7f ? '?' : s[i];
         out[i] = '\0';
 }

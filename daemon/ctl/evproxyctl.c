@@ -20,7 +20,8 @@
 #endif
 
 /* Longer than the daemon waits for a reload, so its own timeout answer gets through. */
-#define DEFAULT_TIMEOUT_S (ADMIN_RELOAD_TIMEOUT_MS / 1000 + 10)
+#define DEFAULT_TIMEOUT_S 70
+_Static_assert(DEFAULT_TIMEOUT_S * 1000 > ADMIN_RELOAD_TIMEOUT_MS, "outwait the daemon");
 
 struct opts {
         const char *socket;
@@ -196,7 +197,9 @@ static int recv_all(int fd, char **out, size_t *out_len, const struct timespec *
         char *buf = malloc(cap), *p;
         int r = 0;
 
-        while (buf) {
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
                 ssize_t n;
 
                 if (len + 1 == cap) {
@@ -224,8 +227,6 @@ static int recv_all(int fd, char **out, size_t *out_len, const struct timespec *
                 if ((r = wait_fd(fd, POLLIN, end)) < 0)
                         break;
         }
-        if (!buf)
-                return -ENOMEM;
         if (r < 0) {
                 free(buf);
                 return r;
