@@ -183,8 +183,8 @@ static void query_done(struct evio_driver_task *t)
                 resp = json_incref(q->answer);
         else
                 resp = NULL;
-        if (q->op != OP_LIST)
-                log_notice("admin: %u connections reset", killed);
+        if (killed > 0)
+                log_notice("admin: %u connections reset (end=killed)", killed);
         if (q->waiter)
                 admin_conn_answer(q->waiter, resp);
         else

@@ -157,8 +157,11 @@ static bool aconn_request(struct admin_conn *c, size_t len)
 
         if (admin_request_parse(c->in, len, &req, err, sizeof(err)) < 0)
                 return aconn_answer(c, admin_error("bad request: %s", err));
-        log_info("admin: %s%s%s%s%s", admin_cmd_name(req.cmd), req.route[0] ? " " : "", req.route,
-                 req.server[0] ? " " : "", req.server);
+        if (req.cmd == ADMIN_CMD_KILL)
+                log_info("admin: kill %llu", (unsigned long long)req.id);
+        else
+                log_info("admin: %s%s%s%s%s%s", admin_cmd_name(req.cmd), req.kill ? " --kill" : "",
+                         req.route[0] ? " " : "", req.route, req.server[0] ? " " : "", req.server);
         if (req.cmd == ADMIN_CMD_RELOAD) {
                 if (c->a->d->phase != DAEMON_RUNNING)
                         return aconn_answer(c, admin_error("the daemon is stopping"));
