@@ -83,6 +83,7 @@ static bool part_visit(struct conn *c, void *arg)
                 p->snaps = more;
                 p->cap = cap;
         }
+        s.upstream = NULL; /* read on the main thread, when c may be gone */
         p->snaps[p->n++] = s;
         return true;
 }
@@ -124,10 +125,10 @@ static json_t *snap_json(const struct snap_ref *r)
 
         return json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:f, s:f, s:I, s:I}", "id",
                          (json_int_t)s->id, "route", s->route, "client", s->client, "upstream",
-                         s->upstream ? s->upstream->text : "-", "state", s->state, "worker",
-                         (int)r->worker, "age_s", (double)s->age_ms / 1000.0, "idle_s",
-                         (double)s->idle_ms / 1000.0, "bytes_in", (json_int_t)s->bytes_in,
-                         "bytes_out", (json_int_t)s->bytes_out);
+                         s->upstream_text, "state", s->state, "worker", (int)r->worker, "age_s",
+                         (double)s->age_ms / 1000.0, "idle_s", (double)s->idle_ms / 1000.0,
+                         "bytes_in", (json_int_t)s->bytes_in, "bytes_out",
+                         (json_int_t)s->bytes_out);
 }
 
 /* Every worker's connections, oldest first (ids grow with time). */

@@ -584,6 +584,10 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
 
 /* The admin socket's view (conn.h). */
 _Static_assert(sizeof(((struct conn_snap *)0)->client) >= ADDR_STRLEN, "conn_snap.client");
+_Static_assert(sizeof(((struct conn_snap *)0)->route) > CFG_ROUTE_NAME_MAX, "conn_snap.route");
+_Static_assert(sizeof(((struct conn_snap *)0)->upstream_text) >=
+                   sizeof(((struct cfg_addr *)0)->text),
+               "conn_snap.upstream_text");
 
 void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg)
 {
@@ -604,11 +608,13 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
         uint64_t now = evio_now_ms();
 
         out->id = c->id;
-        out->route = conn_route(c)->name;
         out->upstream = c->pick.current >= 0 && c->state != CONN_PROXY_HEADER
                             ? &conn_route(c)->upstreams[c->pick.current]
                             : NULL;
         out->state = states[c->state];
+        snprintf(out->route, sizeof(out->route), "%s", conn_route(c)->name);
+        snprintf(out->upstream_text, sizeof(out->upstream_text), "%s",
+                 out->upstream ? out->upstream->text : "-");
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, out->client,
                          sizeof(out->client));
         out->age_ms = now - c->start_ms;

@@ -51,10 +51,11 @@ char *conn_client_text(const struct listener *l, const struct sockaddr *sa, sock
 
 /* For the admin socket (admin_conns.c), on the connection's worker thread. */
 struct conn_snap {
-        uint64_t id; /* unique in this process, never 0 */
-        const char *route;
-        const struct cfg_addr *upstream; /* NULL until a server was chosen */
+        uint64_t id;                     /* unique in this process, never 0 */
+        const struct cfg_addr *upstream; /* NULL until a server was chosen; valid while c is */
         const char *state;               /* proxy_header, connecting, forwarding */
+        char route[64];                  /* copies: they outlive the connection */
+        char upstream_text[128];         /* as in the configuration, or "-" */
         char client[160];                /* ADDR_STRLEN */
         uint64_t age_ms, idle_ms;
         uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client */
@@ -62,7 +63,7 @@ struct conn_snap {
 /* Call fn on every connection of w until it returns false; fn may conn_kill() the one it is
  * given. */
 void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg);
-/* The snapshot's pointers are valid as long as c is. */
+/* upstream points into c's configuration: use it on c's thread while c is open only. */
 void conn_snapshot(const struct conn *c, struct conn_snap *out);
 /* Reset both sides now, logged end=killed. */
 void conn_kill(struct conn *c);
