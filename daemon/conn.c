@@ -55,6 +55,7 @@ struct conn {
         struct addr_slot client;          /* as the PROXY header said, if there was one */
         struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
+        uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
 };
 
 static const char *const end_names[] = {
@@ -69,6 +70,7 @@ static const char *const end_names[] = {
     [END_DENIED] = "denied",
     [END_BAD_PROXY_HEADER] = "bad_proxy_header",
     [END_PROXY_TIMEOUT] = "proxy_timeout",
+    [END_KILLED] = "killed",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -540,6 +542,8 @@ bool conn_admit(struct worker *w, struct listener *l, int fd, const struct socka
         return false;
 }
 
+static atomic_uint_least64_t conn_next_id;
+
 int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
                socklen_t len)
 {
@@ -561,6 +565,7 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->run.fn = conn_run;
         c->w = w;
         c->l = l;
+        c->id = atomic_fetch_add_explicit(&conn_next_id, 1, memory_order_relaxed) + 1;
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
         evio_reg_init(&c->creg, w->h, fd);
         evio_reg_init(&c->ureg, w->h, -1);
@@ -583,4 +588,50 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         else
                 conn_begin_connect(c);
         return 0;
+}
+
+/* The admin socket's view (conn.h). */
+_Static_assert(sizeof(((struct conn_snap *)0)->client) >= ADDR_STRLEN, "conn_snap.client");
+_Static_assert(sizeof(((struct conn_snap *)0)->route) > CFG_ROUTE_NAME_MAX, "conn_snap.route");
+_Static_assert(sizeof(((struct conn_snap *)0)->upstream_text) >=
+                   sizeof(((struct cfg_addr *)0)->text),
+               "conn_snap.upstream_text");
+
+void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg)
+{
+        struct conn *c, *next;
+
+        for (c = TAILQ_FIRST(&w->conns); c; c = next) {
+                next = TAILQ_NEXT(c, link); /* fn may close c */
+                if (!fn(c, arg))
+                        return;
+        }
+}
+
+void conn_snapshot(const struct conn *c, struct conn_snap *out)
+{
+        static const char *const states[] = {[CONN_CONNECTING] = "connecting",
+                                             [CONN_FORWARDING] = "forwarding",
+                                             [CONN_PROXY_HEADER] = "proxy_header"};
+        uint64_t now = evio_now_ms();
+
+        out->id = c->id;
+        out->upstream = c->pick.current >= 0 && c->state != CONN_PROXY_HEADER
+                            ? &conn_route(c)->upstreams[c->pick.current]
+                            : NULL;
+        out->state = states[c->state];
+        snprintf(out->route, sizeof(out->route), "%s", conn_route(c)->name);
+        snprintf(out->upstream_text, sizeof(out->upstream_text), "%s",
+                 out->upstream ? out->upstream->text : "-");
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, out->client,
+                         sizeof(out->client));
+        out->age_ms = now - c->start_ms;
+        out->idle_ms = now > c->last_ms ? now - c->last_ms : 0;
+        out->bytes_in = c->up.bytes;
+        out->bytes_out = c->down.bytes;
+}
+
+void conn_kill(struct conn *c)
+{
+        conn_close(c, END_KILLED, true, true);
 }

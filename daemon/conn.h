@@ -3,10 +3,13 @@
 #define EVPROXYD_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct worker;
 struct listener;
+struct conn;
+struct cfg_addr;
 
 enum conn_end {
         END_CLIENT_CLOSED,
@@ -20,6 +23,7 @@ enum conn_end {
         END_DENIED,           /* allow/deny refused the client address */
         END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
+        END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
 };
 
 const char *conn_end_name(enum conn_end end);
@@ -44,5 +48,24 @@ void conn_limits_release(struct worker *w, struct listener *l);
  * listener's own address). */
 char *conn_client_text(const struct listener *l, const struct sockaddr *sa, socklen_t len,
                        char *buf, size_t size);
+
+/* For the admin socket (admin_conns.c), on the connection's worker thread. */
+struct conn_snap {
+        uint64_t id;                     /* unique in this process, never 0 */
+        const struct cfg_addr *upstream; /* NULL until a server was chosen; valid while c is */
+        const char *state;               /* proxy_header, connecting, forwarding */
+        char route[64];                  /* copies: they outlive the connection */
+        char upstream_text[128];         /* as in the configuration, or "-" */
+        char client[160];                /* ADDR_STRLEN */
+        uint64_t age_ms, idle_ms;
+        uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client */
+};
+/* Call fn on every connection of w until it returns false; fn may conn_kill() the one it is
+ * given. */
+void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg);
+/* upstream points into c's configuration: use it on c's thread while c is open only. */
+void conn_snapshot(const struct conn *c, struct conn_snap *out);
+/* Reset both sides now, logged end=killed. */
+void conn_kill(struct conn *c);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <evproxy/sd.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "gen.h"
 #include "health_check.h"
@@ -156,6 +157,8 @@ static int daemon_setup(struct daemon *d)
         r = metrics_server_start(d, d->gen->cfg); /* issue 5: metrics endpoint */
         if (r < 0)
                 return r;
+        if ((r = admin_server_start(d)) < 0) /* issue 15: admin socket, state file */
+                return r;
         r = drop_privileges(d, d->gen->cfg->user);
         if (r < 0)
                 return r;
@@ -247,6 +250,7 @@ static void daemon_teardown(struct daemon *d)
         }
         health_check_stop(d);
         metrics_server_stop(d);
+        admin_server_stop(d);
         daemon_status_stop(d);
         while (d->sets) {
                 struct lsockset *s = d->sets;

@@ -22,6 +22,7 @@ struct listener;
 struct worker;
 struct metrics_server;
 struct health_checker;
+struct admin_server;
 
 enum daemon_phase {
         DAEMON_RUNNING,
@@ -58,6 +59,7 @@ struct daemon {
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
         struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
+        struct admin_server *admin;     /* admin.listen socket (admin.h) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */

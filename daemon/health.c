@@ -21,6 +21,8 @@ bool health_available(const struct route *r, unsigned i, uint64_t now_ms)
 {
         const struct upstream_server *s = server(r, i);
 
+        if (atomic_load_explicit(&s->admin, memory_order_relaxed) != 0)
+                return false; /* drained or in maintenance (admin_proto.h) */
         if (!atomic_load_explicit(&s->down, memory_order_acquire))
                 return true;
         return now_ms >= atomic_load_explicit(&s->retry_ms, memory_order_relaxed);

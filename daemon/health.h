@@ -18,7 +18,8 @@ enum health_claim {
         HEALTH_PROBE, /* down, back-off over: this caller probes it */
 };
 
-/* Up, or down with its back-off over (no claim taken): for balancing decisions. */
+/* Up, or down with its back-off over (no claim taken), and not drained or in maintenance by
+ * the admin: for balancing decisions. */
 bool health_available(const struct route *r, unsigned i, uint64_t now_ms);
 /* May this connection try server i now? At most one HEALTH_PROBE per back-off period. */
 enum health_claim health_claim(struct route *r, unsigned i, uint64_t now_ms);

@@ -5,7 +5,8 @@
  * evproxy_route_upstream_connect_failures_total, evproxy_route_{received,sent}_bytes_total,
  * evproxy_upstream_{up,connections_active,connect_failures_total},
  * evproxy_pipe_memory_{limit_bytes,bytes{state="in_use|pooled"}}, evproxy_pipes{state=...},
- * evproxy_pipe_fallbacks_total{reason="budget|error"}, evproxy_pipes_shrunk_total. */
+ * evproxy_pipe_fallbacks_total{reason="budget|error"}, evproxy_pipes_shrunk_total.
+ * evproxy_upstream_admin_state{state="ready|drain|maint"}. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include <evproxy/driver.h>
 
+#include "admin_proto.h"
 #include "daemon.h"
 #include "gen.h"
 #include "metrics.h"
@@ -230,6 +232,32 @@ static void server_samples(struct mbuf *b, const struct gen *g, const char *name
         }
 }
 
+/* One sample per server and admin state: 1 for the state it is in (evproxyctl drain/maint). */
+static void admin_state_samples(struct mbuf *b, const struct gen *g)
+{
+        static const char *const name = "evproxy_upstream_admin_state";
+
+        family(b, name, "gauge",
+               "1 for the upstream server's admin state (ready, drain or maint), 0 for the "
+               "others.");
+        for (size_t i = 0; i < g->n_routes; i++) {
+                const struct route *r = &g->routes[i];
+
+                for (size_t j = 0; r->servers && j < r->cfg->n_upstreams; j++) {
+                        unsigned st = atomic_load(&r->servers[j]->admin);
+
+                        for (unsigned k = ADMIN_STATE_READY; k <= ADMIN_STATE_MAINT; k++) {
+                                mbuf_printf(b, "%s{route=\"", name);
+                                metrics_label_value(b, r->cfg->name);
+                                mbuf_printf(b, "\",upstream=\"");
+                                metrics_label_value(b, r->cfg->upstreams[j].text);
+                                mbuf_printf(b, "\",state=\"%s\"} %d\n",
+                                            admin_state_name((enum admin_state)k), st == k);
+                        }
+                }
+        }
+}
+
 int metrics_format(struct daemon *d, struct mbuf *out)
 {
         const struct gen *g = d->gen;
@@ -248,6 +276,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 family(out, "evproxy_upstream_connect_failures_total", "counter",
                        "Failed or timed-out connects to the upstream server.");
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
+                admin_state_samples(out, g);
         }
         return out->failed ? -ENOMEM : 0;
 }

@@ -13,6 +13,7 @@
 
 #include <evproxy/sd.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "gen.h"
 #include "listener.h"
@@ -123,6 +124,7 @@ static void reload_failed(struct daemon *d, const char *why)
         int w = snprintf(d->reload_status, n, "last reload failed: ");
         strncat(d->reload_status, why, n - (size_t)w - 1);
         evsd_notify_ready(d->reload_status);
+        admin_reload_done(d, why); /* evproxyctl reload waits for this */
 }
 
 static void warn_restart_only(const struct cfg *old, const struct cfg *new)
@@ -273,6 +275,7 @@ void daemon_reload_progress(struct daemon *d)
                 log_info("reload applied by every worker");
         }
         evsd_notify_ready(d->reload_status);
+        admin_reload_done(d, NULL); /* every worker applied it */
         if (d->reload_pending) {
                 d->reload_pending = false;
                 daemon_reload(d);

@@ -12,6 +12,7 @@
 
 #include <evproxy/timer.h>
 
+#include "admin_proto.h"
 #include "health.h"
 #include "route.h"
 #include "sock.h"
@@ -34,6 +35,12 @@ uint32_t upstream_random(void)
         x ^= x >> 27;
         rng_state = x;
         return (uint32_t)((x * UINT64_C(2685821657736338717)) >> 32);
+}
+
+static bool upstream_admin_ready(const struct route *r, unsigned i)
+{
+        return atomic_load_explicit(&r->servers[i]->admin, memory_order_relaxed) ==
+               ADMIN_STATE_READY;
 }
 
 static unsigned load(const struct route *r, unsigned i)
@@ -152,6 +159,8 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                                 }
                                 continue;
                         }
+                        if (!upstream_admin_ready(r, i))
+                                continue; /* drain, maint: not even as a last resort */
                         hc = health_claim(r, i, now);
                         if (hc == HEALTH_SKIP) {
                                 mark_skipped(p, i, n);
@@ -181,6 +190,11 @@ void upstream_report(struct route *r, struct upstream_pick *p, int result)
                 upstream_release(r, p);
                 if (upstream_error_is_local(result))
                         return; /* our shortage says nothing about the server */
+                atomic_store_explicit(&r->servers[i]->last_error_at, (uint64_t)time(NULL),
+                                      memory_order_relaxed);
+                atomic_store_explicit(&r->servers[i]->last_error, result, memory_order_relaxed);
+        } else {
+                atomic_fetch_add_explicit(&r->servers[i]->connects, 1, memory_order_relaxed);
         }
         health_report(r, i, result, p->probe, evio_now_ms());
 }

@@ -23,11 +23,17 @@ struct upstream_server {
         atomic_uint_least64_t retry_ms;   /* driver clock: when the next probe may go */
         atomic_uint_least64_t backoff_ms; /* current back-off, doubles up to backoff_max */
         atomic_uint_least64_t connect_failures;
+        /* For the admin socket (admin_cmds.c), which alone writes `admin` (main thread). */
+        atomic_uint admin;                   /* enum admin_state (admin_proto.h) */
+        atomic_uint_least64_t connects;      /* successful connects, ever */
+        atomic_int last_error;               /* -errno of the last failed connect, or 0 */
+        atomic_uint_least64_t last_error_at; /* when (wall clock, seconds) */
 };
 
 /* One connection's walk over the servers of its route. Pass 0 hands out, in ring order from
  * the server the balancing policy chose, the servers that are up (or due for a probe); pass 1
  * the ones pass 0 skipped as down, so a route whose servers are all down still tries them.
+ * A server the admin set to drain or maint is never handed out, in either pass.
  * Each server is handed out at most once per walk. The servers pass 0 skipped are kept as bits:
  * in place for the first 64, in a bitmap allocated on the first skip past them (routes may have
  * CFG_MAX_UPSTREAMS servers). Without memory for it, pass 1 hands out every server past the

@@ -71,6 +71,13 @@ int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
 /* Would binding both a and b fight over the same port ("*:80" against "0.0.0.0:80")? */
 bool cfg_addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b);
 
+/* An octal permission mode written as a string ("0660"). route.c */
+int cfg_get_mode(const struct cfg_ctx *ctx, const config_setting_t *s, mode_t *out);
+/* admin = { ... } (admin.c); c->admin.enabled is set only on success. */
+int cfg_parse_admin(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg *c);
+int cfg_validate_admin(const struct cfg_ctx *ctx, const config_setting_t *root,
+                       const struct cfg *c);
+
 /* parse.c, route.c, validate.c */
 int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);
 int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg_route *r);

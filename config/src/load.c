@@ -200,6 +200,8 @@ void cfg_free(struct cfg *c)
                 cfg_route_free(&c->routes[i]);
         free(c->routes);
         free(c->user);
+        free(c->admin.group);
+        free(c->admin.state_file);
         free(c->path);
         free(c);
 }

@@ -131,7 +131,7 @@ static int parse_cidrs(const struct cfg_ctx *ctx, const config_setting_t *s, str
         return 0;
 }
 
-static int parse_mode(const struct cfg_ctx *ctx, const config_setting_t *s, mode_t *out)
+int cfg_get_mode(const struct cfg_ctx *ctx, const config_setting_t *s, mode_t *out)
 {
         const char *v =
             config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
@@ -232,7 +232,7 @@ static int parse_options(const struct cfg_ctx *ctx, const config_setting_t *rout
             (ret = cfg_get_duration(ctx, s, 0.001, 3600, &r->proxy_protocol_timeout_ms)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "unix_mode")) &&
-            (ret = parse_mode(ctx, s, &r->unix_mode)) < 0)
+            (ret = cfg_get_mode(ctx, s, &r->unix_mode)) < 0)
                 return ret;
         if ((s = config_setting_get_member(route, "health")) &&
             (ret = parse_health(ctx, s, &r->health)) < 0)

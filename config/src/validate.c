@@ -251,5 +251,7 @@ int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const 
 {
         int r = check_names(ctx, root, c);
 
-        return r < 0 ? r : check_listeners(ctx, root, c);
+        if (r == 0)
+                r = check_listeners(ctx, root, c);
+        return r < 0 ? r : cfg_validate_admin(ctx, root, c);
 }

@@ -297,6 +297,9 @@ static void test_example_config(void **state)
         assert_string_equal(c->routes[0].upstreams[0].text, "127.0.0.1:8081");
         assert_true(c->has_metrics);
         assert_string_equal(c->metrics_listen.text, "127.0.0.1:9901");
+        assert_true(c->admin.enabled);
+        assert_string_equal(c->admin.listen.text, "unix:/run/evproxy/admin.sock");
+        assert_string_equal(c->admin.state_file, CFG_ADMIN_STATE_FILE);
         assert_null(c->user);
         cfg_free(c);
 }
@@ -524,5 +527,7 @@ int main(void)
                                           test_dir_teardown);
         failed += _cmocka_run_group_tests("addresses", addr_tests, n_addr_tests, NULL, NULL);
         failed += _cmocka_run_group_tests("diff", diff_tests, n_diff_tests, NULL, NULL);
+        failed += _cmocka_run_group_tests("admin", admin_tests, n_admin_tests, test_dir_setup,
+                                          test_dir_teardown);
         return failed ? 1 : 0;
 }

@@ -32,5 +32,7 @@ extern const struct CMUnitTest addr_tests[];
 extern const size_t n_addr_tests;
 extern const struct CMUnitTest diff_tests[];
 extern const size_t n_diff_tests;
+extern const struct CMUnitTest admin_tests[];
+extern const size_t n_admin_tests;
 
 #endif

@@ -681,7 +681,8 @@ ACCESS_RE = re.compile(
     r"bytes_in=(?P<bytes_in>\d+) bytes_out=(?P<bytes_out>\d+) "
     r"duration_ms=(?P<duration_ms>\d+) end=(?P<end>\S+)")
 END_REASONS = {"client_closed", "upstream_closed", "idle_timeout", "connect_failed", "reset",
-               "limit", "shutdown", "error", "denied", "bad_proxy_header", "proxy_timeout"}
+               "limit", "shutdown", "error", "denied", "bad_proxy_header", "proxy_timeout",
+               "killed"}
 PRIO_RE = re.compile(r"^<[0-7]>")
 
 

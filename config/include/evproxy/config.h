@@ -71,6 +71,16 @@ struct cfg_route {
         int line; /* where the route starts in its file (for messages) */
 };
 
+/* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
+#define CFG_ADMIN_STATE_FILE "/var/lib/evproxy/state"
+struct cfg_admin {
+        bool enabled;
+        struct cfg_addr listen; /* a unix socket path ("unix:/run/evproxy/admin.sock") */
+        mode_t mode;            /* of the socket file ["0660"] */
+        char *group;            /* group of the socket file; NULL = the user's (or ours) */
+        char *state_file;       /* drain/maint states kept across restarts */
+};
+
 struct cfg {
         char *path;       /* the file loaded */
         unsigned workers; /* 0 = one per CPU */
@@ -86,6 +96,7 @@ struct cfg {
         size_t pipe_memory; /* bytes all splice pipes may hold (set, or max_connections*16K) */
         struct cfg_route *routes;
         size_t n_routes;
+        struct cfg_admin admin;
 };
 
 struct cfg_error {

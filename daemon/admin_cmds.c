@@ -1,0 +1,248 @@
+/* The admin commands' answers, built with jansson on the main thread from the current
+ * configuration generation and the counters every worker shares: status, servers, the server
+ * state changes (drain, maint, ready: saved to the state file before they are answered) and
+ * check. reload is waited for by admin_server.c and answered by admin_reload_answer(); conns,
+ * kill and the resets of maint --kill ask the workers (admin_conns.c). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin_int.h"
+#include "daemon.h"
+#include "gen.h"
+#include "health.h"
+#include "log.h"
+#include "upstream.h"
+
+json_t *admin_error(const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
+}
+
+struct route *admin_find_route(struct daemon *d, const char *name)
+{
+        for (size_t i = 0; i < d->gen->n_routes; i++)
+                if (strcmp(d->gen->routes[i].cfg->name, name) == 0)
+                        return &d->gen->routes[i];
+        return NULL;
+}
+
+int admin_find_server(const struct route *r, const char *text)
+{
+        struct cfg_addr want;
+        char msg[200];
+
+        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
+                if (strcmp(r->cfg->upstreams[i].text, text) == 0)
+                        return (int)i;
+        if (cfg_addr_parse(text, false, &want, msg, sizeof(msg)) < 0)
+                return -1;
+        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
+                if (cfg_addr_equal(&r->cfg->upstreams[i], &want))
+                        return (int)i;
+        return -1;
+}
+
+/* ISO 8601 UTC, or "" for 0. */
+static void iso_time(time_t t, char *buf, size_t size)
+{
+        struct tm tm;
+
+        buf[0] = '\0';
+        if (t && gmtime_r(&t, &tm))
+                strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *last_reload(const struct admin_server *a)
+{
+        char when[32];
+
+        if (!a->reloaded)
+                return json_null();
+        iso_time(a->reload_time, when, sizeof(when));
+        return json_pack("{s:s, s:I, s:b, s:s?}", "time", when, "unix_time",
+                         (json_int_t)a->reload_time, "ok", a->reload_ok, "error",
+                         a->reload_ok ? NULL : a->reload_error);
+}
+
+static json_t *route_totals(const struct route *r)
+{
+        const struct route_stats *st = r->st;
+
+        return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->cfg->name,
+                         "servers", (json_int_t)r->cfg->n_upstreams, "active",
+                         (json_int_t)atomic_load(&st->active), "accepted",
+                         (json_int_t)atomic_load(&st->accepted), "refused_acl",
+                         (json_int_t)atomic_load(&st->refused_acl), "refused_limit",
+                         (json_int_t)atomic_load(&st->refused_limit), "bad_proxy_header",
+                         (json_int_t)atomic_load(&st->bad_proxy_header), "connect_failures",
+                         (json_int_t)atomic_load(&st->connect_failures), "bytes_in",
+                         (json_int_t)atomic_load(&st->bytes_in), "bytes_out",
+                         (json_int_t)atomic_load(&st->bytes_out));
+}
+
+static const char *phase_name(enum daemon_phase p)
+{
+        return p == DAEMON_RUNNING ? "running" : p == DAEMON_DRAINING ? "draining" : "stopping";
+}
+
+static json_t *cmd_status(struct admin_server *a)
+{
+        struct daemon *d = a->d;
+        json_t *routes = json_array(), *resp;
+        char started[32];
+
+        for (size_t i = 0; routes && i < d->gen->n_routes; i++) {
+                if (json_array_append_new(routes, route_totals(&d->gen->routes[i])) != 0) {
+                        json_decref(routes);
+                        return NULL;
+                }
+        }
+        iso_time(a->started, started, sizeof(started));
+        resp = json_pack("{s:b, s:s, s:i, s:s, s:f, s:s, s:s, s:o, s:i, s:i, s:o}", "ok", 1,
+                         "version", EVPROXY_VERSION, "pid", (int)getpid(), "started", started,
+                         "uptime_s", (double)(evio_now_ms() - a->started_ms) / 1000.0, "config",
+                         d->config_path, "phase", phase_name(d->phase), "last_reload",
+                         last_reload(a), "workers", (int)d->n_workers, "connections",
+                         (int)atomic_load(&d->active), "routes", routes);
+        return resp;
+}
+
+static const char *server_state(const struct upstream_server *s)
+{
+        unsigned st = atomic_load(&s->admin);
+
+        if (st != ADMIN_STATE_READY)
+                return admin_state_name(st);
+        return atomic_load(&s->down) ? "down" : "ready";
+}
+
+static json_t *server_json(const struct route *r, size_t i)
+{
+        const struct upstream_server *s = r->servers[i];
+        int err = atomic_load(&s->last_error);
+        char when[32];
+
+        iso_time((time_t)atomic_load(&s->last_error_at), when, sizeof(when));
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "route",
+                         r->cfg->name, "server", r->cfg->upstreams[i].text, "state",
+                         server_state(s), "admin", admin_state_name(atomic_load(&s->admin)),
+                         "health", atomic_load(&s->down) ? "down" : "up", "active",
+                         (json_int_t)atomic_load(&s->active), "connects",
+                         (json_int_t)atomic_load(&s->connects), "connect_failures",
+                         (json_int_t)atomic_load(&s->connect_failures), "last_error",
+                         err ? strerror(-err) : NULL, "last_error_time", err ? when : NULL);
+}
+
+static json_t *cmd_servers(struct admin_server *a, const char *route)
+{
+        const struct gen *g = a->d->gen;
+        const struct route *only = NULL;
+        json_t *list = json_array();
+
+        if (route[0] && !(only = admin_find_route(a->d, route))) {
+                json_decref(list);
+                return admin_error("no route \"%s\"", route);
+        }
+        for (size_t i = 0; list && i < g->n_routes; i++) {
+                const struct route *r = &g->routes[i];
+
+                for (size_t j = 0; (!only || r == only) && j < r->cfg->n_upstreams; j++) {
+                        if (json_array_append_new(list, server_json(r, j)) != 0) {
+                                json_decref(list);
+                                return NULL;
+                        }
+                }
+        }
+        return list ? json_pack("{s:b, s:o}", "ok", 1, "servers", list) : NULL;
+}
+
+static json_t *cmd_set_state(struct admin_server *a, const struct admin_request *req,
+                             enum admin_state want)
+{
+        struct route *r = admin_find_route(a->d, req->route);
+        struct upstream_server *s;
+        unsigned was;
+        char why[600];
+        int i;
+
+        if (!r)
+                return admin_error("no route \"%s\"", req->route);
+        i = admin_find_server(r, req->server);
+        if (i < 0)
+                return admin_error("route %s has no server \"%s\" (see: evproxyctl servers %s)",
+                                   req->route, req->server, req->route);
+        s = r->servers[i];
+        was = atomic_exchange(&s->admin, want);
+        if (admin_state_save(a, why, sizeof(why)) < 0) {
+                atomic_store(&s->admin, was); /* not kept across a restart: not done at all */
+                log_error("admin: route %s server %s: %s not applied: %s", r->cfg->name,
+                          r->cfg->upstreams[i].text, admin_state_name(want), why);
+                return admin_error("%s (the state was not changed)", why);
+        }
+        if (was != want)
+                log_notice("admin: route %s server %s: %s -> %s (%u connections open)",
+                           r->cfg->name, r->cfg->upstreams[i].text, admin_state_name(was),
+                           admin_state_name(want), atomic_load(&s->active));
+        return json_pack("{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "route", r->cfg->name, "server",
+                         r->cfg->upstreams[i].text, "state", admin_state_name(want), "previous",
+                         admin_state_name(was), "active", (json_int_t)atomic_load(&s->active));
+}
+
+/* Load the file as a reload would, in the daemon: same path, same permissions, nothing
+ * applied. */
+static json_t *cmd_check(struct admin_server *a)
+{
+        struct cfg_error err;
+        char msg[sizeof(err) + 64];
+        struct cfg *cfg = NULL;
+        int r;
+
+        memset(&err, 0, sizeof(err));
+        r = cfg_load(a->d->config_path, &cfg, &err);
+        if (r < 0) {
+                cfg_error_format(&err, msg, sizeof(msg));
+                return admin_error("%s", msg);
+        }
+        cfg_free(cfg);
+        return json_pack("{s:b, s:s}", "ok", 1, "config", a->d->config_path);
+}
+
+json_t *admin_reload_answer(struct admin_server *a)
+{
+        if (!a->reload_ok)
+                return admin_error("%s", a->reload_error);
+        return json_pack("{s:b, s:s, s:I}", "ok", 1, "config", a->d->config_path, "routes",
+                         (json_int_t)a->d->gen->n_routes);
+}
+
+json_t *admin_answer(struct admin_server *a, const struct admin_request *req)
+{
+        switch (req->cmd) {
+        case ADMIN_CMD_STATUS:
+                return cmd_status(a);
+        case ADMIN_CMD_SERVERS:
+                return cmd_servers(a, req->route);
+        case ADMIN_CMD_DRAIN:
+                return cmd_set_state(a, req, ADMIN_STATE_DRAIN);
+        case ADMIN_CMD_MAINT:
+                return cmd_set_state(a, req, ADMIN_STATE_MAINT);
+        case ADMIN_CMD_READY:
+                return cmd_set_state(a, req, ADMIN_STATE_READY);
+        case ADMIN_CMD_CHECK:
+                return cmd_check(a);
+        case ADMIN_CMD_CONNS: /* admin_conns.c, waited for by admin_server.c */
+        case ADMIN_CMD_KILL:
+        case ADMIN_CMD_RELOAD:
+                break;
+        }
+        return admin_error("internal error: %s answered here", admin_cmd_name(req->cmd));
+}
