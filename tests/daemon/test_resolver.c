@@ -184,13 +184,13 @@ static void test_dns_answer_ttl(void **state)
                 assert_int_equal(resolver__dns_answer_ttl(copy, cut, 33, &ttl), -EBADMSG);
                 free(copy);
         }
-        /* A label type 0x40 / a name longer than 255 bytes. */
+        /* A label type 0x40; a name whose labels run past the end. */
         len = dns_msg(b, NULL, NULL, 0);
         b[12] = 0x41;
         assert_int_equal(resolver__dns_answer_ttl(b, len, 33, &ttl), -EBADMSG);
         memset(b, 0, sizeof(b));
         b[5] = 1;
-        for (size_t at = 12; at < 12 + 5 * 64; at += 64)
+        for (size_t at = 12; at < sizeof(b); at += 64)
                 b[at] = 63;
         assert_int_equal(resolver__dns_answer_ttl(b, sizeof(b), 33, &ttl), -EBADMSG);
 }
