@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,18 +51,33 @@ void write_file(const char *path, const char *text)
         assert_int_equal(rename(tmp, path), 0);
 }
 
-static int free_port(void)
+static bool port_free(int type, int port)
 {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), port;
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0), one = 1;
+        bool ok;
 
         assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-        port = ntohs(sa.sin_port);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* as dnsmasq does */
+        ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
         close(fd);
-        return port;
+        return ok;
+}
+
+/* A port free for both UDP and TCP, below the ephemeral range (32768-) so that the client
+ * connections of other tests running meanwhile do not take it. */
+static int free_port(void)
+{
+        for (int i = 0; i < 200; i++) {
+                int port = 20000 + (int)(((unsigned)getpid() * 7919u + (unsigned)rand()) % 12000);
+
+                if (port_free(SOCK_DGRAM, port) && port_free(SOCK_STREAM, port))
+                        return port;
+        }
+        fail_msg("no free port for dnsmasq");
+        return -1;
 }
 
 /* Ready when its TCP port accepts; false if it exited (port taken) or 5 s passed. */
@@ -117,6 +134,8 @@ static pid_t dns_spawn(struct dns_server *s, int ttl_s, const char *const *extra
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+                /* Dies with the test, even one that failed before it could stop it. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
                 if (fd >= 0) {
                         dup2(fd, 1);
@@ -172,17 +191,21 @@ void dns_kill(struct dns_server *s)
         s->pid = -1;
 }
 
+/* Kill it and remove its directory with whatever the test wrote there. */
 void dns_stop(struct dns_server *s)
 {
-        char tmp[128];
+        DIR *dir;
+        struct dirent *e;
 
         dns_kill(s);
         if (!s->dir[0])
                 return;
-        unlink(s->hosts);
-        unlink(s->log);
-        snprintf(tmp, sizeof(tmp), "%s.new", s->hosts);
-        unlink(tmp);
+        dir = opendir(s->dir);
+        while (dir && (e = readdir(dir)) != NULL)
+                if (e->d_name[0] != '.')
+                        unlinkat(dirfd(dir), e->d_name, 0);
+        if (dir)
+                closedir(dir);
         rmdir(s->dir);
         s->dir[0] = 0;
 }
