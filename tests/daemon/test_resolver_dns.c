@@ -176,9 +176,10 @@ static int etc_files_child(const char *dir, const char *ns)
 
         snprintf(hosts, sizeof(hosts), "%s/etc-hosts", dir);
         snprintf(conf, sizeof(conf), "%s/etc-resolv.conf", dir);
-        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-            mount(hosts, "/etc/hosts", NULL, MS_BIND, NULL) != 0 ||
-            mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0)
+        if (unshare(CLONE_NEWNS) != 0 ||
+            mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount(hosts, "/etc/hosts", "none", MS_BIND, NULL) != 0 ||
+            mount(conf, "/etc/resolv.conf", "none", MS_BIND, NULL) != 0)
                 return 77;
         if (evio_driver_new(&d, NULL) != 0 || resolver_new(d, &o, &res) != 0)
                 return 2;
