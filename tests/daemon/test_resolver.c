@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +399,25 @@ static void test_name_appears_later(void **state)
         rfix_free(f);
 }
 
+/* One lookup that brings two events (recovered, then changed): unwatching in the first one
+ * means the second is never delivered. */
+static void test_unwatch_between_events(void **state)
+{
+        struct rfix *f = fx_new(1, "10.0.0.1 db.test\n");
+
+        fx_watch(f, "late.test");
+        assert_true(turn_until_count(f->d, &f->rec.failing, 1, 3000));
+        f->rec.unwatch_on_event = true;
+        f->rec.w = f->w;
+        dns_set_hosts(&f->dns, "10.0.0.7 late.test\n");
+        assert_true(turn_until_count(f->d, &f->rec.recovered, 1, 2000));
+        turn_for(f->d, 300);
+        assert_null(f->rec.w);
+        assert_int_equal(f->rec.changed, 0);
+        assert_int_equal(f->rec.after_unwatch, 0);
+        rfix_free(f);
+}
+
 /* ----- a server that never answers ----- */
 
 struct pingpong {
@@ -485,6 +506,33 @@ static void test_stuck_server_no_latency(void **state)
         evio_driver_free(d);
 }
 
+/* Every socket of this process is CLOEXEC and NONBLOCK (c-ares' ones too: we open them). */
+static void assert_sockets_cloexec_nonblock(void)
+{
+        DIR *dir = opendir("/proc/self/fd");
+        struct dirent *e;
+        unsigned sockets = 0;
+
+        assert_non_null(dir);
+        while ((e = readdir(dir)) != NULL) {
+                char path[64], target[64];
+                int fd = atoi(e->d_name);
+                ssize_t n;
+
+                if (e->d_name[0] == '.' || fd == dirfd(dir))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                n = readlink(path, target, sizeof(target) - 1);
+                if (n <= 0 || strncmp(target, "socket:", 7) != 0)
+                        continue;
+                sockets++;
+                assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+                assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        }
+        closedir(dir);
+        assert_true(sockets >= 2); /* the black hole and c-ares' */
+}
+
 /* reconfigure with a lookup stuck on a dead server: it starts again on the new channel. */
 static void test_reconfigure_in_flight(void **state)
 {
@@ -504,6 +552,7 @@ static void test_reconfigure_in_flight(void **state)
         turn_for(f->d, 200);
         resolver_metrics(f->res, &m);
         assert_int_equal(m.sockets, 1); /* the query sits on the black hole */
+        assert_sockets_cloexec_nonblock();
         t0 = evio_now_ms();
         assert_int_equal(resolver_reconfigure(f->res, &f->o), 0);
         assert_true(turn_until_count(f->d, &f->rec.changed, 1, 1000));
@@ -621,6 +670,7 @@ int main(void)
             cmocka_unit_test(test_server_killed),
             cmocka_unit_test(test_nxdomain_hold),
             cmocka_unit_test(test_name_appears_later),
+            cmocka_unit_test(test_unwatch_between_events),
             cmocka_unit_test(test_stuck_server_no_latency),
             cmocka_unit_test(test_reconfigure_in_flight),
             cmocka_unit_test(test_unwatch_and_free_in_flight),
