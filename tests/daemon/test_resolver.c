@@ -460,6 +460,13 @@ static void pong(void *arg, uint32_t ready)
         evio_timer_arm(p->d, &p->t, evio_now_ms() + 2);
 }
 
+static bool under_valgrind(void)
+{
+        const char *preload = getenv("LD_PRELOAD");
+
+        return preload && strstr(preload, "valgrind");
+}
+
 static void test_stuck_server_no_latency(void **state)
 {
         struct pingpong p = {0};
@@ -496,7 +503,9 @@ static void test_stuck_server_no_latency(void **state)
         assert_int_equal(rec.status, RESOLVER_STATUS_TIMEOUT);
         assert_int_equal(rec.changed, 0);
         assert_true(p.rounds > 100);
-        assert_true(p.max_us < 25000);
+        /* A blocking lookup would stall the driver for a whole try (300 ms); under valgrind
+         * everything is slower and spikes of tens of ms come from it, not from us. */
+        assert_true(p.max_us < (under_valgrind() ? 200000u : 25000u));
         resolver_free(res);
         evio_timer_cancel(d, &p.t);
         evio_handle_deregister(evio_driver_handle(d), io);
