@@ -112,7 +112,7 @@ static json_t *cmd_status(struct admin_server *a)
                          "uptime_s", (double)(evio_now_ms() - a->started_ms) / 1000.0, "config",
                          d->config_path, "phase", phase_name(d->phase), "last_reload",
                          last_reload(a), "workers", (int)d->n_workers, "connections",
-                         (int)atomic_load(&d->active), "routes", routes);
+                         (int)atomic_load(&d->shared.active), "routes", routes);
         return resp;
 }
 

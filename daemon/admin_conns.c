@@ -94,7 +94,7 @@ static void part_run(struct evio_driver_task *t)
         struct conns_part *p = container_of(t, struct conns_part, task);
         struct conns_query *q = p->q;
 
-        conn_foreach(p->w, part_visit, p);
+        conn_foreach(&p->w->env, part_visit, p);
         if (atomic_fetch_sub(&q->pending, 1) == 1)
                 evio_handle_post(evio_driver_handle(q->a->d->drv), &q->done);
 }
@@ -232,7 +232,7 @@ struct conns_query *admin_conns_start(struct admin_server *a, struct admin_conn 
                 q->parts[i].task.fn = part_run;
                 q->parts[i].q = q;
                 q->parts[i].w = d->workers[i];
-                evio_handle_post(d->workers[i]->h, &q->parts[i].task);
+                worker_post(d->workers[i], &q->parts[i].task);
         }
         return q;
 }

@@ -19,14 +19,13 @@
 #include "acl.h"
 #include "addr.h"
 #include "conn.h"
-#include "daemon.h"
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy_io.h"
 #include "pump.h"
 #include "upstream.h"
-#include "worker.h"
+#include "util.h"
 
 enum conn_state {
         CONN_CONNECTING,
@@ -39,7 +38,7 @@ enum conn_state {
 struct conn {
         struct evio_deferred run;
         TAILQ_ENTRY(conn) link;
-        struct worker *w;
+        struct conn_env *env;
         struct listener *l;
         struct evio_registration creg, ureg; /* client and upstream sockets */
         struct evio_timer timer;
@@ -105,10 +104,10 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
         return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
 }
 
-void conn_limits_release(struct worker *w, struct listener *l)
+void conn_limits_release(struct conn_env *env, struct listener *l)
 {
         unsigned route_prev = atomic_fetch_sub(&l->route->st->active, 1);
-        unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+        unsigned prev = atomic_fetch_sub(env->active, 1);
 
         /* A release without its take would wrap the count and lift the limits for good. */
         assert(route_prev > 0 && prev > 0);
@@ -144,20 +143,20 @@ static void conn_count_bytes(struct conn *c)
 
 static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
 {
-        struct worker *w = c->w;
+        struct conn_env *env = c->env;
 
-        evio_timer_cancel(w->drv, &c->timer);
-        worker_unschedule(w, &c->run);
+        evio_timer_cancel(env->drv, &c->timer);
+        evio_driver_undefer(env->drv, &c->run);
         close_side(&c->creg, reset_client);
         close_side(&c->ureg, reset_upstream);
-        pump_release(&c->up, &w->pipes, &w->bufs);
-        pump_release(&c->down, &w->pipes, &w->bufs);
+        pump_release(&c->up, &env->pipes, &env->bufs);
+        pump_release(&c->down, &env->pipes, &env->bufs);
         conn_count_bytes(c);
         upstream_end(c->l->route, &c->pick);
-        assert(w->n_conns > 0);
-        TAILQ_REMOVE(&w->conns, c, link);
-        w->n_conns--;
-        conn_limits_release(w, c->l);
+        assert(env->n_conns > 0);
+        TAILQ_REMOVE(&env->conns, c, link);
+        env->n_conns--;
+        conn_limits_release(env, c->l);
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
@@ -175,12 +174,12 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         free(c);
 }
 
-void conn_close_all(struct worker *w, enum conn_end end)
+void conn_close_all(struct conn_env *env, enum conn_end end)
 {
         struct conn *c;
 
         /* conn_close unlinks c before freeing it; the analyzer does not follow TAILQ_REMOVE. */
-        while ((c = TAILQ_FIRST(&w->conns)))
+        while ((c = TAILQ_FIRST(&env->conns)))
                 conn_close(c, end, false, false); // NOLINT(clang-analyzer-unix.Malloc)
 }
 
@@ -188,7 +187,7 @@ static void conn_wake(void *arg, uint32_t ready)
 {
         struct conn *c = arg;
 
-        worker_schedule(c->w, &c->run);
+        evio_driver_defer(c->env->drv, &c->run);
 }
 
 static void conn_timer_fn(struct evio_timer *t, void *arg)
@@ -196,7 +195,7 @@ static void conn_timer_fn(struct evio_timer *t, void *arg)
         struct conn *c = arg;
 
         c->timer_fired = true;
-        worker_schedule(c->w, &c->run);
+        evio_driver_defer(c->env->drv, &c->run);
 }
 
 static int conn_register(struct conn *c, struct evio_registration *r)
@@ -208,11 +207,11 @@ static int conn_register(struct conn *c, struct evio_registration *r)
 
 static void conn_connected(struct conn *c)
 {
-        struct worker *w = c->w;
+        struct conn_env *env = c->env;
         uint64_t idle_ms = conn_route(c)->idle_timeout_ms;
         int r = 0;
 
-        evio_timer_cancel(w->drv, &c->timer);
+        evio_timer_cancel(env->drv, &c->timer);
         c->timer_fired = false;
         upstream_report(c->l->route, &c->pick, 0);
         if (!evio_reg_is_registered(&c->ureg))
@@ -222,15 +221,15 @@ static void conn_connected(struct conn *c)
         c->state = CONN_FORWARDING;
         c->pp_pending = conn_route(c)->proxy_protocol != CFG_PROXY_OFF;
         c->last_ms = evio_now_ms();
-        w->pause_streak = 0;
+        env->pause_streak = 0;
         if (r == 0 && idle_ms)
-                r = evio_timer_arm(w->drv, &c->timer, c->last_ms + idle_ms);
+                r = evio_timer_arm(env->drv, &c->timer, c->last_ms + idle_ms);
         if (r < 0) {
                 log_error_errno(r, "route %s: starting to forward", conn_route(c)->name);
                 conn_close(c, END_ERROR, false, false);
                 return;
         }
-        worker_schedule(w, &c->run);
+        evio_driver_defer(env->drv, &c->run);
 }
 
 static int conn_wait_connect(struct conn *c)
@@ -240,14 +239,14 @@ static int conn_wait_connect(struct conn *c)
 
         r = conn_register(c, &c->ureg);
         if (r == 0 && ms)
-                r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
+                r = evio_timer_arm(c->env->drv, &c->timer, evio_now_ms() + ms);
         c->state = CONN_CONNECTING;
         return r;
 }
 
 static void conn_drop_upstream(struct conn *c)
 {
-        evio_timer_cancel(c->w->drv, &c->timer);
+        evio_timer_cancel(c->env->drv, &c->timer);
         c->timer_fired = false;
         close_side(&c->ureg, false);
 }
@@ -262,7 +261,7 @@ static void conn_connect_next(struct conn *c, int r)
 
         while ((a = upstream_next(rt, &c->pick))) {
                 r = upstream_connect(a, &fd);
-                evio_reg_init(&c->ureg, c->w->h, fd); /* owns it, connected or not */
+                evio_reg_init(&c->ureg, c->env->h, fd); /* owns it, connected or not */
                 if (r == 0) {
                         conn_connected(c);
                         return;
@@ -276,7 +275,7 @@ static void conn_connect_next(struct conn *c, int r)
                 conn_drop_upstream(c);
                 if (upstream_error_is_local(r)) {
                         log_debug_errno(r, "route %s: connecting to %s", rt->cfg->name, a->text);
-                        worker_pause_accepting(c->w, r);
+                        c->env->pause_accepting(c->env, r);
                         conn_close(c, END_ERROR, false, false);
                         return;
                 }
@@ -351,7 +350,7 @@ static bool conn_idle_expired(struct conn *c)
                 conn_close(c, END_IDLE_TIMEOUT, false, false);
                 return true;
         }
-        if (evio_timer_arm(c->w->drv, &c->timer, c->last_ms + idle_ms) < 0) {
+        if (evio_timer_arm(c->env->drv, &c->timer, c->last_ms + idle_ms) < 0) {
                 conn_close(c, END_ERROR, false, false);
                 return true;
         }
@@ -397,7 +396,7 @@ static bool conn_proxy_sent(struct conn *c)
 
 static void conn_run_forwarding(struct conn *c)
 {
-        struct worker *w = c->w;
+        struct conn_env *env = c->env;
         struct pump_io up = {.src = &c->creg, .dst = &c->ureg};
         struct pump_io down = {.src = &c->ureg, .dst = &c->creg};
         enum pump_status su, sd;
@@ -405,15 +404,15 @@ static void conn_run_forwarding(struct conn *c)
         if (!conn_proxy_sent(c))
                 return;
         up.last = c->down.done;
-        su = pump_run(&c->up, &up, &w->pipes, &w->bufs);
+        su = pump_run(&c->up, &up, &env->pipes, &env->bufs);
         if (conn_pump_failed(c, su, &up, true))
                 return;
         down.last = c->up.done;
-        sd = pump_run(&c->down, &down, &w->pipes, &w->bufs);
+        sd = pump_run(&c->down, &down, &env->pipes, &env->bufs);
         if (conn_pump_failed(c, sd, &down, false))
                 return;
         if (up.moved || down.moved) {
-                c->last_ms = evio_driver_now_ms(w->drv);
+                c->last_ms = evio_driver_now_ms(env->drv);
                 conn_count_bytes(c);
         }
         if (c->first_eof == NO_EOF && (c->up.eof || c->down.eof))
@@ -428,7 +427,7 @@ static void conn_run_forwarding(struct conn *c)
                         return;
         }
         if (su == PUMP_AGAIN || sd == PUMP_AGAIN)
-                worker_schedule(w, &c->run);
+                evio_driver_defer(env->drv, &c->run);
 }
 
 /* After accept, or after a PROXY header: choose a server and connect. */
@@ -488,7 +487,7 @@ static void conn_run_proxy_header(struct conn *c)
                 conn_close(c, END_DENIED, false, false);
                 return;
         }
-        evio_timer_cancel(c->w->drv, &c->timer);
+        evio_timer_cancel(c->env->drv, &c->timer);
         c->timer_fired = false;
         conn_begin_connect(c);
 }
@@ -501,13 +500,13 @@ static void conn_wait_header(struct conn *c)
         c->state = CONN_PROXY_HEADER;
         r = conn_register(c, &c->creg);
         if (r == 0 && ms)
-                r = evio_timer_arm(c->w->drv, &c->timer, evio_now_ms() + ms);
+                r = evio_timer_arm(c->env->drv, &c->timer, evio_now_ms() + ms);
         if (r < 0) {
                 log_error_errno(r, "route %s: waiting for a PROXY header", conn_route(c)->name);
                 conn_close(c, END_ERROR, false, false);
                 return;
         }
-        worker_schedule(c->w, &c->run); /* the header may be there already */
+        evio_driver_defer(c->env->drv, &c->run); /* the header may be there already */
 }
 
 static void conn_run(struct evio_deferred *r)
@@ -522,7 +521,7 @@ static void conn_run(struct evio_deferred *r)
                 conn_run_forwarding(c);
 }
 
-bool conn_admit(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+bool conn_admit(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                 socklen_t len)
 {
         const struct cfg_route *rc = l->route->cfg;
@@ -544,7 +543,7 @@ bool conn_admit(struct worker *w, struct listener *l, int fd, const struct socka
 
 static atomic_uint_least64_t conn_next_id;
 
-int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+int conn_start(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                socklen_t len)
 {
         struct conn *c = calloc(1, sizeof(*c));
@@ -553,7 +552,7 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
                 char client[ADDR_STRLEN];
 
                 close(fd);
-                conn_limits_release(w, l);
+                conn_limits_release(env, l);
                 log_error_errno(-ENOMEM, "route %s: accepting", l->route->cfg->name);
                 if (l->gen->cfg->access_log) { /* every accepted connection has its line */
                         conn_client_text(l, sa, len, client, sizeof(client));
@@ -563,14 +562,14 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
                 return -ENOMEM;
         }
         c->run.fn = conn_run;
-        c->w = w;
+        c->env = env;
         c->l = l;
         c->id = atomic_fetch_add_explicit(&conn_next_id, 1, memory_order_relaxed) + 1;
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
-        evio_reg_init(&c->creg, w->h, fd);
-        evio_reg_init(&c->ureg, w->h, -1);
+        evio_reg_init(&c->creg, env->h, fd);
+        evio_reg_init(&c->ureg, env->h, -1);
         evio_timer_init(&c->timer, conn_timer_fn, c);
-        c->start_ms = c->last_ms = evio_driver_now_ms(w->drv);
+        c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
         c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)
                 log_warning("route %s: no memory to keep a client address: logged as unknown",
@@ -580,8 +579,8 @@ int conn_start(struct worker *w, struct listener *l, int fd, const struct sockad
         c->up.copy = c->down.copy = true;
         c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
         /* TCP_NODELAY: inherited from the listener (listener.c). */
-        TAILQ_INSERT_TAIL(&w->conns, c, link);
-        w->n_conns++;
+        TAILQ_INSERT_TAIL(&env->conns, c, link);
+        env->n_conns++;
         c->pick.current = -1;
         if (l->route->cfg->accept_proxy_protocol)
                 conn_wait_header(c);
@@ -597,11 +596,11 @@ _Static_assert(sizeof(((struct conn_snap *)0)->upstream_text) >=
                    sizeof(((struct cfg_addr *)0)->text),
                "conn_snap.upstream_text");
 
-void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg)
+void conn_foreach(struct conn_env *env, bool (*fn)(struct conn *c, void *arg), void *arg)
 {
         struct conn *c, *next;
 
-        for (c = TAILQ_FIRST(&w->conns); c; c = next) {
+        for (c = TAILQ_FIRST(&env->conns); c; c = next) {
                 next = TAILQ_NEXT(c, link); /* fn may close c */
                 if (!fn(c, arg))
                         return;

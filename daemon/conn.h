@@ -2,11 +2,16 @@
 #ifndef EVPROXYD_CONN_H
 #define EVPROXYD_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
-struct worker;
+#include <evproxy/driver.h>
+
+#include "pool.h"
+
 struct listener;
 struct conn;
 struct cfg_addr;
@@ -28,21 +33,40 @@ enum conn_end {
 
 const char *conn_end_name(enum conn_end end);
 
+TAILQ_HEAD(conn_list, conn);
+
+/* What the connections of one worker share, and all they know of it: the worker's driver and
+ * pools, its list of connections, the daemon-wide count of open connections, and how to tell
+ * the worker that accepting must pause. A worker (worker.c) embeds one; every function here
+ * runs on that worker's thread. */
+struct conn_env {
+        struct evio_driver *drv;
+        struct evio_handle *h;
+        struct pipe_pool pipes;
+        struct buf_pool bufs;
+        struct conn_list conns;
+        size_t n_conns;
+        unsigned pause_streak; /* accept pauses since the last connection that got through */
+        atomic_uint *active;   /* open client connections, all routes (the global limit) */
+        /* Out of fds or memory (r): stop accepting on every listener for a moment. */
+        void (*pause_accepting)(struct conn_env *env, int r);
+};
+
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd
- * is closed and the counters released. Runs on w's thread. */
-int conn_start(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+ * is closed and the counters released. */
+int conn_start(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                socklen_t len);
 
-/* Close every connection of w, logged with reason end. */
-void conn_close_all(struct worker *w, enum conn_end end);
+/* Close every connection of env, logged with reason end. */
+void conn_close_all(struct conn_env *env, enum conn_end end);
 
 /* Access control right after accept: false if l's route denies the client sa, in which case
- * the fd is closed, counted and logged (end=denied). Takes no limit. Runs on w's thread. */
-bool conn_admit(struct worker *w, struct listener *l, int fd, const struct sockaddr *sa,
+ * the fd is closed, counted and logged (end=denied). Takes no limit. */
+bool conn_admit(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                 socklen_t len);
 
 /* Release one connection's worth of the global and route limits. */
-void conn_limits_release(struct worker *w, struct listener *l);
+void conn_limits_release(struct conn_env *env, struct listener *l);
 
 /* Format the client address of a connection accepted on l (unnamed unix clients print as the
  * listener's own address). */
@@ -60,9 +84,9 @@ struct conn_snap {
         uint64_t age_ms, idle_ms;
         uint64_t bytes_in, bytes_out; /* client -> upstream, upstream -> client */
 };
-/* Call fn on every connection of w until it returns false; fn may conn_kill() the one it is
+/* Call fn on every connection of env until it returns false; fn may conn_kill() the one it is
  * given. */
-void conn_foreach(struct worker *w, bool (*fn)(struct conn *c, void *arg), void *arg);
+void conn_foreach(struct conn_env *env, bool (*fn)(struct conn *c, void *arg), void *arg);
 /* upstream points into c's configuration: use it on c's thread while c is open only. */
 void conn_snapshot(const struct conn *c, struct conn_snap *out);
 /* Reset both sides now, logged end=killed. */

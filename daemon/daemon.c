@@ -27,12 +27,6 @@
 
 #define SIGBIT(s) (UINT64_C(1) << ((s)-1))
 
-void daemon_worker_exited(struct daemon *d)
-{
-        atomic_fetch_add(&d->workers_exited, 1);
-        evio_handle_unpark(evio_driver_handle(d->drv));
-}
-
 static unsigned cpu_count(void)
 {
         cpu_set_t set;
@@ -116,7 +110,7 @@ static int start_workers(struct daemon *d)
         if (!d->workers)
                 return log_error_errno(-ENOMEM, "creating workers");
         for (unsigned i = 0; i < d->n_workers; i++) {
-                r = worker_new(d, i, &d->workers[i]);
+                r = worker_new(&d->shared, d->gen, i, &d->workers[i]);
                 if (r < 0)
                         return r;
         }
@@ -146,6 +140,7 @@ static int daemon_setup(struct daemon *d)
         r = evio_driver_new(&d->drv, NULL);
         if (r < 0)
                 return log_error_errno(r, "creating the main driver");
+        d->shared.main = evio_driver_handle(d->drv);
         /* Before any worker exists, so every thread inherits the blocked mask. */
         main_signals(&sigs);
         r = evio_driver_enable_signals(d->drv, &sigs);
@@ -179,14 +174,15 @@ static void daemon_on_stop_signal(struct daemon *d)
         switch (d->phase) {
         case DAEMON_RUNNING:
                 log_notice("stopping: no new connections; draining %u connections for up to %gs",
-                           atomic_load(&d->active), (double)d->gen->cfg->drain_timeout_ms / 1000.0);
+                           atomic_load(&d->shared.active),
+                           (double)d->gen->cfg->drain_timeout_ms / 1000.0);
                 d->phase = DAEMON_DRAINING;
                 daemon_notify_stopping(d);
                 for (unsigned i = 0; i < d->n_workers; i++)
                         worker_drain(d->workers[i]);
                 break;
         case DAEMON_DRAINING:
-                log_notice("stopping now: closing %u connections", atomic_load(&d->active));
+                log_notice("stopping now: closing %u connections", atomic_load(&d->shared.active));
                 d->phase = DAEMON_STOPPING;
                 for (unsigned i = 0; i < d->n_workers; i++)
                         worker_stop(d->workers[i]);
@@ -202,7 +198,7 @@ static int daemon_loop(struct daemon *d)
         uint64_t sigs;
         int r;
 
-        while (atomic_load(&d->workers_exited) < d->n_workers) {
+        while (atomic_load(&d->shared.workers_exited) < d->n_workers) {
                 health_check_sync(d); /* follows reloads */
                 r = evio_driver_turn(d->drv, -1);
                 if (r < 0) {
@@ -216,7 +212,7 @@ static int daemon_loop(struct daemon *d)
                         daemon_reload(d);
                 if (sigs & (SIGBIT(SIGTERM) | SIGBIT(SIGINT)))
                         daemon_on_stop_signal(d);
-                if (atomic_load(&d->workers_exited) > 0 && d->phase == DAEMON_RUNNING) {
+                if (atomic_load(&d->shared.workers_exited) > 0 && d->phase == DAEMON_RUNNING) {
                         log_error("a worker stopped unexpectedly; shutting down");
                         failed = true;
                         daemon_on_stop_signal(d);

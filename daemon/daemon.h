@@ -12,14 +12,13 @@
 #include <evproxy/config.h>
 #include <evproxy/driver.h>
 
-#include "pool.h"
+#include "worker.h"
 
 #ifndef EVPROXY_VERSION
 #define EVPROXY_VERSION "0.0.0"
 #endif
 
 struct listener;
-struct worker;
 struct metrics_server;
 struct health_checker;
 struct admin_server;
@@ -40,25 +39,19 @@ struct daemon {
         struct lsockset *sets;      /* every open socket set, in use or retiring */
         struct evsd_socket *passed; /* sockets passed by systemd, kept for the daemon's life */
         size_t n_passed;
-        unsigned reload_seq;       /* reloads posted to the workers */
-        atomic_uint reload_acks;   /* workers that applied the last one */
-        atomic_uint reload_errors; /* workers that could not register some listener of it */
+        unsigned reload_seq; /* reloads posted to the workers */
         bool reloading, reload_pending;
         char reload_status[160]; /* last reload result, for STATUS= */
         struct evio_timer status_timer, watchdog_timer;
         uint64_t watchdog_usec;
-        unsigned watchdog_seq;     /* ping rounds posted to the workers */
-        atomic_uint watchdog_acks; /* pings the workers answered */
+        unsigned watchdog_seq;       /* ping rounds posted to the workers */
+        struct worker_shared shared; /* counters and answers of the workers (worker.h) */
         struct worker **workers;
         unsigned n_workers;
         struct evio_driver *drv; /* main thread: signals, worker exit notices */
         enum daemon_phase phase;
-        atomic_uint active; /* open client connections, all routes */
-        atomic_uint_least64_t refused_limit;
-        atomic_uint workers_exited;
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
-        struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
         struct admin_server *admin;     /* admin.listen socket (admin.h) */
 };
 
@@ -83,8 +76,5 @@ void daemon_status_init(struct daemon *d);
 void daemon_status_start(struct daemon *d);
 void daemon_status_stop(struct daemon *d);
 void daemon_notify_stopping(struct daemon *d);
-
-/* Called by a worker thread as it exits, to wake the main loop. */
-void daemon_worker_exited(struct daemon *d);
 
 #endif

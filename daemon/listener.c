@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "listener.h"
 #include "log.h"
 #include "sock.h"

@@ -84,9 +84,9 @@ static void driver_families(struct daemon *d, struct mbuf *b)
 
         evio_handle_metrics(evio_driver_handle(d->drv), &sum);
         for (unsigned i = 0; d->workers && i < d->n_workers; i++) {
-                if (!d->workers[i] || !d->workers[i]->h)
+                if (!d->workers[i])
                         continue;
-                evio_handle_metrics(d->workers[i]->h, &m);
+                worker_driver_metrics(d->workers[i], &m);
                 sum.registered_count += m.registered_count;
                 sum.deregistered_count += m.deregistered_count;
                 sum.ready_count += m.ready_count;
@@ -104,7 +104,7 @@ static void driver_families(struct daemon *d, struct mbuf *b)
         mbuf_printf(b, "evproxy_driver_ready_events_total %llu\n",
                     (unsigned long long)sum.ready_count);
         family(b, "evproxy_connections_active", "gauge", "Open client connections, all routes.");
-        mbuf_printf(b, "evproxy_connections_active %u\n", atomic_load(&d->active));
+        mbuf_printf(b, "evproxy_connections_active %u\n", atomic_load(&d->shared.active));
 }
 
 static void gauge_states(struct mbuf *b, const char *name, unsigned long long total,
@@ -120,7 +120,7 @@ static void gauge_states(struct mbuf *b, const char *name, unsigned long long to
 /* The daemon-wide pipe budget (pool.h): pipe_memory and what the workers' pipes take of it. */
 static void pipe_families(struct daemon *d, struct mbuf *b)
 {
-        struct pipe_budget *pb = &d->pipe_budget;
+        struct pipe_budget *pb = &d->shared.pipe_budget;
 
         family(b, "evproxy_pipe_memory_limit_bytes", "gauge",
                "The pipe_memory budget: bytes all splice pipes together may hold.");

@@ -16,7 +16,7 @@
 static void status_text(struct daemon *d, char *buf, size_t size)
 {
         snprintf(buf, size, "%u active connections, %zu routes, %zu listeners%s%s",
-                 atomic_load(&d->active), d->gen->n_routes, d->gen->n_listeners,
+                 atomic_load(&d->shared.active), d->gen->n_routes, d->gen->n_listeners,
                  d->reload_status[0] ? "; " : "", d->reload_status);
 }
 
@@ -31,17 +31,10 @@ static void status_tick(struct evio_timer *t, void *arg)
                 log_warning("STATUS= updates off: out of memory");
 }
 
-static void ping_task_fn(struct evio_driver_task *t)
-{
-        struct worker *w = container_of(t, struct worker, ping_task);
-
-        atomic_fetch_add(&w->dmn->watchdog_acks, 1);
-}
-
 static void watchdog_tick(struct evio_timer *t, void *arg)
 {
         struct daemon *d = arg;
-        bool all_answered = atomic_load(&d->watchdog_acks) >= d->watchdog_seq * d->n_workers;
+        bool all_answered = atomic_load(&d->shared.watchdog_acks) >= d->watchdog_seq * d->n_workers;
 
         if (d->phase != DAEMON_RUNNING) {
                 evsd_notify_watchdog(); /* workers are leaving; the main loop still turns */
@@ -49,7 +42,7 @@ static void watchdog_tick(struct evio_timer *t, void *arg)
                 evsd_notify_watchdog();
                 d->watchdog_seq++;
                 for (unsigned i = 0; i < d->n_workers; i++)
-                        evio_handle_post(d->workers[i]->h, &d->workers[i]->ping_task);
+                        worker_ping(d->workers[i]);
         } else {
                 log_warning("watchdog: a worker has not answered for %llu ms",
                             (unsigned long long)(d->watchdog_usec / 1000));
@@ -71,8 +64,6 @@ void daemon_status_start(struct daemon *d)
 {
         char buf[256];
 
-        for (unsigned i = 0; i < d->n_workers; i++)
-                d->workers[i]->ping_task.fn = ping_task_fn;
         status_text(d, buf, sizeof(buf));
         evsd_notify_ready(buf);
         if (evio_timer_arm(d->drv, &d->status_timer, evio_now_ms() + STATUS_INTERVAL_MS) < 0)
@@ -99,6 +90,6 @@ void daemon_notify_stopping(struct daemon *d)
 {
         char buf[256];
 
-        snprintf(buf, sizeof(buf), "draining %u connections", atomic_load(&d->active));
+        snprintf(buf, sizeof(buf), "draining %u connections", atomic_load(&d->shared.active));
         evsd_notify_stopping(buf);
 }

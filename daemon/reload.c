@@ -186,8 +186,8 @@ static int post_reload(struct daemon *d, struct gen *g)
         }
         hold_sockets(g, true);
         d->reloading = true;
-        atomic_store(&d->reload_acks, 0);
-        atomic_store(&d->reload_errors, 0);
+        atomic_store(&d->shared.reload_acks, 0);
+        atomic_store(&d->shared.reload_errors, 0);
         d->reload_seq++;
         for (unsigned i = 0; i < d->n_workers; i++)
                 worker_reload_post(rts[i]);
@@ -245,7 +245,8 @@ void daemon_reload(struct daemon *d)
         kept = count_reused(g, old);
         log_set_level(g->cfg->log_level);
         d->gen = g;
-        pipe_budget_set_limit(&d->pipe_budget, g->cfg->pipe_memory); /* from the next pipe on */
+        pipe_budget_set_limit(&d->shared.pipe_budget,
+                              g->cfg->pipe_memory); /* from the next pipe on */
         log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",
                    d->config_path, g->n_routes, g->n_listeners, kept, g->n_listeners - kept,
                    old->n_listeners - count_reused(old, g));
@@ -257,12 +258,12 @@ void daemon_reload_progress(struct daemon *d)
 {
         unsigned n;
 
-        if (!d->reloading || atomic_load(&d->reload_acks) < d->n_workers)
+        if (!d->reloading || atomic_load(&d->shared.reload_acks) < d->n_workers)
                 return;
         d->reloading = false;
         hold_sockets(d->gen, false); /* d->gen is the generation posted: reloads are serial */
         daemon_free_unused_sets(d, d->gen);
-        n = atomic_load(&d->reload_errors);
+        n = atomic_load(&d->shared.reload_errors);
         if (n) {
                 /* Each of them let go of its socket (worker.c, wl_register): no listener
                  * keeps a backlog that nobody reads. */

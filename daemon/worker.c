@@ -12,7 +12,6 @@
 
 #include "addr.h"
 #include "conn.h"
-#include "daemon.h"
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
@@ -52,7 +51,7 @@ static void worker_reject(struct worker *w, struct listener *l, int fd, const st
 
         close(fd);
         atomic_fetch_add(&l->route->st->refused_limit, 1);
-        atomic_fetch_add(&w->dmn->refused_limit, 1);
+        atomic_fetch_add(&w->sh->refused_limit, 1);
         if (!access && !log_enabled(LOG_DEBUG))
                 return;
         conn_client_text(l, sa, len, client, sizeof(client));
@@ -69,35 +68,40 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
         unsigned max = w->gen->cfg->max_connections;
 
         atomic_fetch_add_explicit(&rt->st->accepted, 1, memory_order_relaxed);
-        if (!conn_admit(w, l, fd, sa, len)) /* allow/deny (acl.c), before any limit */
+        if (!conn_admit(&w->env, l, fd, sa, len)) /* allow/deny (acl.c), before any limit */
                 return;
-        if (!limit_take(&w->dmn->active, max)) {
+        if (!limit_take(&w->sh->active, max)) {
                 worker_reject(w, l, fd, sa, len, "global", max);
                 return;
         }
         if (!limit_take(&rt->st->active, rt->cfg->max_connections)) {
-                unsigned prev = atomic_fetch_sub(&w->dmn->active, 1);
+                unsigned prev = atomic_fetch_sub(&w->sh->active, 1);
 
                 assert(prev > 0);
                 (void)prev;
                 worker_reject(w, l, fd, sa, len, "route", rt->cfg->max_connections);
                 return;
         }
-        conn_start(w, l, fd, sa, len);
+        conn_start(&w->env, l, fd, sa, len);
 }
 
 /* Out of file descriptors (or memory): the limit is process-wide, so every listener of this
  * worker pauses; a timer resumes them. Warn on the first pause of a streak only. */
-void worker_pause_accepting(struct worker *w, int r)
+static void worker_pause_accepting(struct worker *w, int r)
 {
-        if (w->pause_streak++ == 0)
+        if (w->env.pause_streak++ == 0)
                 log_warning_errno(r, "worker %u: accepting paused for %d ms", w->id,
                                   ACCEPT_PAUSE_MS);
         if (w->accept_paused)
                 return;
         w->accept_paused = true;
-        if (evio_timer_arm(w->drv, &w->pause_timer, evio_now_ms() + ACCEPT_PAUSE_MS) < 0)
+        if (evio_timer_arm(w->env.drv, &w->pause_timer, evio_now_ms() + ACCEPT_PAUSE_MS) < 0)
                 w->accept_paused = false; /* cannot arm: retry on the next event instead */
+}
+
+static void env_pause_accepting(struct conn_env *env, int r)
+{
+        worker_pause_accepting(container_of(env, struct worker, env), r);
 }
 
 static void worker_resume_accepting(struct evio_timer *t, void *arg)
@@ -106,7 +110,7 @@ static void worker_resume_accepting(struct evio_timer *t, void *arg)
 
         w->accept_paused = false;
         for (size_t i = 0; i < w->n_ls; i++)
-                worker_schedule(w, &w->ls[i].run);
+                evio_driver_defer(w->env.drv, &w->ls[i].run);
 }
 
 struct accepted {
@@ -161,19 +165,19 @@ static void wl_run(struct evio_deferred *r)
                         return;
                 }
         }
-        worker_schedule(wl->w, &wl->run); /* budget spent: others get a turn first */
+        evio_driver_defer(wl->w->env.drv, &wl->run); /* budget spent: others get a turn first */
 }
 
 static void wl_wake(void *arg, uint32_t ready)
 {
         struct wlistener *wl = arg;
 
-        worker_schedule(wl->w, &wl->run);
+        evio_driver_defer(wl->w->env.drv, &wl->run);
 }
 
 static void wl_release(struct worker *w, struct wlistener *wl)
 {
-        worker_unschedule(w, &wl->run);
+        evio_driver_undefer(w->env.drv, &wl->run);
         (void)evio_reg_deregister(&wl->reg); /* the fd stays open: other users, or lsock's close */
         if (wl->sock) {
                 lsock_release(wl->sock);
@@ -193,7 +197,7 @@ static int wl_register(struct worker *w, struct wlistener *wl)
         int r;
 
         wl->sock = lset_sock(wl->l->set, w->id);
-        r = evio_reg_open(&wl->reg, w->h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk);
+        r = evio_reg_open(&wl->reg, w->env.h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk);
         if (r < 0) {
                 /* Not registered, so never accepted on: let go of the socket at once rather
                  * than keep a backlog nobody reads. A TCP listener's socket is this worker's
@@ -207,7 +211,7 @@ static int wl_register(struct worker *w, struct wlistener *wl)
                 wl->sock = NULL;
                 return log_error_errno(r, "worker %u: registering %s", w->id, wl->l->addr->text);
         }
-        worker_schedule(w, &wl->run); /* connections may already be waiting */
+        evio_driver_defer(w->env.drv, &wl->run); /* connections may already be waiting */
         return 0;
 }
 
@@ -225,9 +229,9 @@ static bool wl_take_over(struct worker *w, struct wlistener *wl, struct wlistene
                 wl->reg = old[i].reg;
                 old[i].sock = NULL;
                 old[i].reg = EVIO_REGISTRATION_INIT;
-                worker_unschedule(w, &old[i].run);
+                evio_driver_undefer(w->env.drv, &old[i].run);
                 evio_reg_set_waker(&wl->reg, &wk);
-                worker_schedule(w, &wl->run); /* readiness may have come in between */
+                evio_driver_defer(w->env.drv, &wl->run); /* readiness may have come in between */
                 return true;
         }
         return false;
@@ -267,13 +271,13 @@ static struct wlistener *wl_array(const struct gen *g)
         return calloc(g->n_listeners ? g->n_listeners : 1, sizeof(struct wlistener));
 }
 
-static int worker_add_listeners(struct worker *w)
+static int worker_add_listeners(struct worker *w, struct gen *g)
 {
-        struct wlistener *ls = wl_array(w->dmn->gen);
+        struct wlistener *ls = wl_array(g);
 
         if (!ls)
                 return log_error_errno(-ENOMEM, "worker %u: listeners", w->id);
-        return worker_set_gen(w, gen_ref(w->dmn->gen), ls);
+        return worker_set_gen(w, gen_ref(g), ls);
 }
 
 struct worker_reload {
@@ -292,11 +296,11 @@ static void reload_task_fn(struct evio_driver_task *t)
                 gen_unref(rt->g);
                 free(rt->ls);
         } else if (worker_set_gen(w, rt->g, rt->ls) < 0) {
-                atomic_fetch_add(&w->dmn->reload_errors, 1);
+                atomic_fetch_add(&w->sh->reload_errors, 1);
         }
         free(rt);
-        atomic_fetch_add(&w->dmn->reload_acks, 1);
-        evio_handle_unpark(evio_driver_handle(w->dmn->drv));
+        atomic_fetch_add(&w->sh->reload_acks, 1);
+        evio_handle_unpark(w->sh->main);
 }
 
 int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **out)
@@ -316,7 +320,7 @@ int worker_reload_new(struct worker *w, struct gen *g, struct worker_reload **ou
 
 void worker_reload_post(struct worker_reload *rt)
 {
-        evio_handle_post(rt->w->h, &rt->task);
+        evio_handle_post(rt->w->env.h, &rt->task);
 }
 
 void worker_reload_free(struct worker_reload *rt)
@@ -335,11 +339,11 @@ static void worker_begin_drain(struct worker *w)
         if (w->draining)
                 return;
         w->draining = true;
-        evio_timer_cancel(w->drv, &w->pause_timer);
+        evio_timer_cancel(w->env.drv, &w->pause_timer);
         worker_release_listeners(w);
-        if (w->n_conns == 0)
+        if (w->env.n_conns == 0)
                 return;
-        if (ms == 0 || evio_timer_arm(w->drv, &w->drain_timer, evio_now_ms() + ms) < 0)
+        if (ms == 0 || evio_timer_arm(w->env.drv, &w->drain_timer, evio_now_ms() + ms) < 0)
                 w->drain_expired = true;
 }
 
@@ -367,10 +371,10 @@ static void worker_check_drain(struct worker *w)
 {
         if (!w->draining)
                 return;
-        if (w->drain_expired && w->n_conns)
-                conn_close_all(w, END_SHUTDOWN);
-        if (w->n_conns == 0) {
-                evio_timer_cancel(w->drv, &w->drain_timer);
+        if (w->drain_expired && w->env.n_conns)
+                conn_close_all(&w->env, END_SHUTDOWN);
+        if (w->env.n_conns == 0) {
+                evio_timer_cancel(w->env.drv, &w->drain_timer);
                 w->exit = true;
         }
 }
@@ -381,7 +385,7 @@ static void *worker_main(void *arg)
         int r;
 
         while (!w->exit) {
-                r = evio_driver_turn(w->drv, -1); /* returns at once with work deferred */
+                r = evio_driver_turn(w->env.drv, -1); /* returns at once with work deferred */
                 if (r < 0) {
                         log_error_errno(r, "worker %u: driver", w->id);
                         break;
@@ -389,8 +393,9 @@ static void *worker_main(void *arg)
                 worker_check_drain(w);
         }
         worker_release_listeners(w);
-        conn_close_all(w, END_SHUTDOWN);
-        daemon_worker_exited(w->dmn);
+        conn_close_all(&w->env, END_SHUTDOWN);
+        atomic_fetch_add(&w->sh->workers_exited, 1);
+        evio_handle_unpark(w->sh->main);
         return NULL;
 }
 
@@ -406,20 +411,27 @@ static size_t pipe_size(size_t buffer_size)
 /* The budget every worker's pool counts against; the first worker sets its limit. */
 static void worker_init_pipes(struct worker *w, const struct cfg *cfg)
 {
-        struct pipe_budget *b = &w->dmn->pipe_budget;
+        struct pipe_budget *b = &w->sh->pipe_budget;
 
-        pipe_pool_init(&w->pipes, pipe_size(cfg->buffer_size), PIPES_KEPT);
-        pipe_pool_set_budget(&w->pipes, b);
+        pipe_pool_init(&w->env.pipes, pipe_size(cfg->buffer_size), PIPES_KEPT);
+        pipe_pool_set_budget(&w->env.pipes, b);
         if (w->id != 0)
                 return;
         pipe_budget_set_limit(b, cfg->pipe_memory);
-        if (cfg->forwarding == CFG_FORWARD_SPLICE && cfg->pipe_memory < w->pipes.size)
+        if (cfg->forwarding == CFG_FORWARD_SPLICE && cfg->pipe_memory < w->env.pipes.size)
                 log_warning("pipe_memory (%zu bytes) holds no splice pipe (%zu bytes): every "
                             "connection copies",
-                            cfg->pipe_memory, w->pipes.size);
+                            cfg->pipe_memory, w->env.pipes.size);
 }
 
-int worker_new(struct daemon *d, unsigned id, struct worker **out)
+static void ping_task_fn(struct evio_driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, ping_task);
+
+        atomic_fetch_add(&w->sh->watchdog_acks, 1);
+}
+
+int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct worker **out)
 {
         struct worker *w = calloc(1, sizeof(*w));
         int r;
@@ -427,21 +439,24 @@ int worker_new(struct daemon *d, unsigned id, struct worker **out)
         if (!w)
                 return log_error_errno(-ENOMEM, "worker %u", id);
         w->id = id;
-        w->dmn = d;
-        TAILQ_INIT(&w->conns);
-        worker_init_pipes(w, d->gen->cfg);
-        buf_pool_init(&w->bufs, d->gen->cfg->buffer_size, BUFS_KEPT);
+        w->sh = sh;
+        w->env.active = &sh->active;
+        w->env.pause_accepting = env_pause_accepting;
+        TAILQ_INIT(&w->env.conns);
+        worker_init_pipes(w, g->cfg);
+        buf_pool_init(&w->env.bufs, g->cfg->buffer_size, BUFS_KEPT);
         evio_timer_init(&w->drain_timer, drain_timer_fn, w);
         evio_timer_init(&w->pause_timer, worker_resume_accepting, w);
         w->drain_task.fn = drain_task_fn;
         w->stop_task.fn = stop_task_fn;
-        r = evio_driver_new(&w->drv, NULL);
+        w->ping_task.fn = ping_task_fn;
+        r = evio_driver_new(&w->env.drv, NULL);
         if (r < 0) {
                 log_error_errno(r, "worker %u: creating driver", id);
                 goto err_free;
         }
-        w->h = evio_driver_handle(w->drv);
-        r = worker_add_listeners(w);
+        w->env.h = evio_driver_handle(w->env.drv);
+        r = worker_add_listeners(w, g);
         if (r < 0)
                 goto err_free;
         *out = w;
@@ -474,26 +489,41 @@ void worker_free(struct worker *w)
 {
         if (!w)
                 return;
-        if (w->drv) {
+        if (w->env.drv) {
                 worker_release_listeners(w);
-                conn_close_all(w, END_SHUTDOWN);
-                evio_timer_cancel(w->drv, &w->drain_timer);
-                evio_timer_cancel(w->drv, &w->pause_timer);
+                conn_close_all(&w->env, END_SHUTDOWN);
+                evio_timer_cancel(w->env.drv, &w->drain_timer);
+                evio_timer_cancel(w->env.drv, &w->pause_timer);
         }
         free(w->ls);
         gen_unref(w->gen);
-        pipe_pool_destroy(&w->pipes);
-        buf_pool_destroy(&w->bufs);
-        evio_driver_free(w->drv);
+        pipe_pool_destroy(&w->env.pipes);
+        buf_pool_destroy(&w->env.bufs);
+        evio_driver_free(w->env.drv);
         free(w);
 }
 
 void worker_drain(struct worker *w)
 {
-        evio_handle_post(w->h, &w->drain_task);
+        evio_handle_post(w->env.h, &w->drain_task);
 }
 
 void worker_stop(struct worker *w)
 {
-        evio_handle_post(w->h, &w->stop_task);
+        evio_handle_post(w->env.h, &w->stop_task);
+}
+
+void worker_ping(struct worker *w)
+{
+        evio_handle_post(w->env.h, &w->ping_task);
+}
+
+int worker_post(struct worker *w, struct evio_driver_task *task)
+{
+        return evio_handle_post(w->env.h, task);
+}
+
+void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out)
+{
+        evio_handle_metrics(w->env.h, out);
 }

@@ -8,6 +8,7 @@
 #define EVPROXYD_WORKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,40 +16,45 @@
 
 #include <evproxy/driver.h>
 
+#include "conn.h"
 #include "pool.h"
+#include "util.h"
 
-struct daemon;
 struct gen;
-struct conn;
 struct listener;
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-TAILQ_HEAD(conn_list, conn);
+/* What the workers share with the daemon, and all they know of it: the limits and counters
+ * every worker updates, the answers to the daemon's requests (reload applied, watchdog ping,
+ * exit), and the main thread's handle to wake it with them. The daemon embeds one (daemon.h). */
+struct worker_shared {
+        atomic_uint active; /* open client connections, all routes */
+        atomic_uint_least64_t refused_limit;
+        atomic_uint reload_acks;        /* workers that applied the last reload */
+        atomic_uint reload_errors;      /* workers that could not register some listener of it */
+        atomic_uint watchdog_acks;      /* pings the workers answered */
+        atomic_uint workers_exited;     /* worker threads that returned */
+        struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
+        struct evio_handle *main;       /* unparked when a worker answers or exits */
+};
 
 struct worker {
         unsigned id;
-        struct daemon *dmn;
-        struct gen *gen; /* the configuration this worker accepts for */
-        struct evio_driver *drv;
-        struct evio_handle *h;
+        struct worker_shared *sh;
+        struct gen *gen;     /* the configuration this worker accepts for */
+        struct conn_env env; /* driver, pools and connections (conn.h) */
         pthread_t thread;
         bool started;
         struct wlistener *ls;
         size_t n_ls;
-        struct conn_list conns;
-        size_t n_conns;
-        struct pipe_pool pipes;
-        struct buf_pool bufs;
         bool draining, drain_expired, exit;
-        bool accept_paused;    /* out of fds: no accept until pause_timer fires */
-        unsigned pause_streak; /* pauses since the last successful connection */
+        bool accept_paused; /* out of fds: no accept until pause_timer fires */
         struct evio_timer drain_timer, pause_timer;
         struct evio_driver_task drain_task, stop_task, ping_task;
 };
 
-/* Create worker id: its driver, pools, and registrations on every listener. Main thread. */
-int worker_new(struct daemon *d, unsigned id, struct worker **out);
+/* Create worker id accepting for g: its driver, pools, and registrations on every listener.
+ * Main thread. */
+int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct worker **out);
 int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 /* Accepts NULL; the thread must have been joined. */
@@ -66,18 +72,12 @@ void worker_reload_post(struct worker_reload *rt);
 void worker_reload_free(struct worker_reload *rt);
 /* From any thread: close every connection now. Call at most once, after worker_drain. */
 void worker_stop(struct worker *w);
-
-/* For the worker's own thread. */
-/* Out of fds or memory (r): stop accepting on every listener for a moment. */
-void worker_pause_accepting(struct worker *w, int r);
-static inline void worker_schedule(struct worker *w, struct evio_deferred *r)
-{
-        evio_driver_defer(w->drv, r);
-}
-
-static inline void worker_unschedule(struct worker *w, struct evio_deferred *r)
-{
-        evio_driver_undefer(w->drv, r);
-}
+/* From any thread: ask w to count itself in sh->watchdog_acks from its next turn (a worker whose
+ * loop is stuck never does: notify.c then stops feeding systemd's watchdog). */
+void worker_ping(struct worker *w);
+/* From any thread: run task on w's thread during its next turn. */
+int worker_post(struct worker *w, struct evio_driver_task *task);
+/* From any thread: w's driver counters. */
+void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out);
 
 #endif
