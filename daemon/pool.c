@@ -34,7 +34,7 @@ static bool budget_take(struct pipe_budget *b, size_t n, bool new_pipe)
         size_t cur = atomic_load_explicit(&b->bytes, RELAXED);
 
         do {
-                if (n > limit || cur > limit - n)
+                if (cur > limit || n > limit - cur)
                         return false;
         } while (
             !atomic_compare_exchange_weak_explicit(&b->bytes, &cur, cur + n, RELAXED, RELAXED));
