@@ -2,6 +2,7 @@
  * checks), so a pooled pipe never carries one connection's bytes into another's. A pipe is
  * made only if its capacity fits in the daemon-wide budget (pool.h): reserved by a
  * compare-and-swap before pipe2(), given back when the pipe is closed. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -157,6 +158,7 @@ err_budget:
                 budget_give(b, p->size);
                 atomic_fetch_add_explicit(&b->failed, 1, RELAXED);
         }
+        assert(r < 0); /* *out is set on success only */
         return r;
 }
 
