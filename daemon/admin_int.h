@@ -15,7 +15,10 @@
 #include <evproxy/config.h>
 #include <evproxy/driver.h>
 
+#include <evproxy/registration.h>
+
 #include "admin_proto.h"
+#include "sock.h"
 
 struct daemon;
 struct route;
@@ -28,12 +31,11 @@ struct admin_server {
         struct cfg_addr addr; /* copies: the configuration may be reloaded */
         mode_t mode;
         char *state_file;
-        char *saved; /* what the state file holds now (admin_state.c), or NULL */
-        gid_t gid;   /* the socket file's group when it was made */
-        int lfd;
-        struct evio_scheduled_io *lio;
+        char *saved;                   /* what the state file holds now (admin_state.c), or NULL */
+        gid_t gid;                     /* the socket file's group when it was made */
+        struct evio_registration lreg; /* the listening socket */
+        struct sock_file file;         /* its socket file, as we created it (sock.h) */
         struct evio_timer retry, reload_kick;
-        bool unix_path; /* we created the socket file */
         TAILQ_HEAD(, admin_conn) conns;
         unsigned n_conns;
         TAILQ_HEAD(, conns_query) queries; /* posted to the workers (admin_conns.c) */

@@ -299,7 +299,7 @@ static void admin_accept(void *arg, uint32_t ready)
         struct admin_server *a = arg;
 
         for (unsigned i = 0; i < 64; i++) {
-                int fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int fd = accept4(a->lreg.fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd >= 0) {
                         admin_add_conn(a, fd);
@@ -374,26 +374,6 @@ void admin_reload_done(struct daemon *d, const char *error)
         }
 }
 
-/* A socket file left by an earlier run is replaced only if nobody accepts on it. */
-static int remove_stale(const char *path, const struct cfg_addr *addr)
-{
-        struct stat st;
-        int fd, r;
-
-        if (lstat(path, &st) == -1)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -EEXIST;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd == -1)
-                return -errno;
-        r = connect(fd, (const struct sockaddr *)&addr->sa, addr->sa_len) == -1 ? -errno : 0;
-        close(fd);
-        if (r != -ECONNREFUSED)
-                return -EADDRINUSE;
-        return unlink(path) == -1 && errno != ENOENT ? -errno : 0;
-}
-
 /* Owner and group of the socket file: as root, the configured user (it must reach its own
  * socket after dropping privileges) and group (default: the user's); else what we are. */
 static int socket_owner(const struct cfg *cfg, uid_t *uid, gid_t *gid)
@@ -418,34 +398,23 @@ static int socket_owner(const struct cfg *cfg, uid_t *uid, gid_t *gid)
         return 0;
 }
 
+/* The socket (sock.h: the stale-socket rule, the file created with the configured mode, never
+ * touching the umask), then given to its owner and group. */
 static int admin_open(struct admin_server *a, const struct cfg *cfg)
 {
-        const char *path = ((const struct sockaddr_un *)&a->addr.sa)->sun_path;
-        mode_t old_umask;
         uid_t uid;
-        int fd, r;
+        int fd = -1, r;
 
         r = socket_owner(cfg, &uid, &a->gid);
         if (r < 0)
                 return r;
-        r = remove_stale(path, &a->addr);
+        r = sock_listen(&a->addr, 0, a->mode, ADMIN_MAX_CLIENTS * 4, "admin: ", &a->file, &fd);
         if (r < 0)
-                return log_error_errno(r, "admin: listen %s", a->addr.text);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd == -1)
-                return log_error_errno(-errno, "admin: socket");
-        old_umask = umask(0177); /* 0600 from birth, opened up below */
-        r = bind(fd, (const struct sockaddr *)&a->addr.sa, a->addr.sa_len) == -1 ? -errno : 0;
-        umask(old_umask);
-        a->unix_path = r == 0;
-        if (r == 0 && (uid != geteuid() || a->gid != getegid()) && chown(path, uid, a->gid) == -1)
-                r = -errno;
-        if (r == 0 && chmod(path, a->mode) == -1)
-                r = -errno;
-        if (r == 0 && listen(fd, ADMIN_MAX_CLIENTS * 4) == -1)
-                r = -errno;
-        a->lfd = fd;
-        return r < 0 ? log_error_errno(r, "admin: listen %s", a->addr.text) : 0;
+                return r;
+        evio_reg_init(&a->lreg, evio_driver_handle(a->d->drv), fd);
+        if (uid != geteuid() || a->gid != getegid())
+                return sock_file_chown(&a->file, &a->addr, uid, a->gid, "admin: ");
+        return 0;
 }
 
 int admin_server_start(struct daemon *d)
@@ -466,7 +435,7 @@ int admin_server_start(struct daemon *d)
         a->d = d;
         a->addr = cfg->admin.listen;
         a->mode = cfg->admin.mode;
-        a->lfd = -1;
+        a->lreg = EVIO_REGISTRATION_INIT;
         a->started = time(NULL);
         a->started_ms = evio_now_ms();
         TAILQ_INIT(&a->conns);
@@ -478,8 +447,7 @@ int admin_server_start(struct daemon *d)
                 r = admin_open(a, cfg);
         wk.arg = a;
         if (r == 0) {
-                r = evio_handle_register(evio_driver_handle(d->drv), a->lfd, EVIO_INTEREST_READABLE,
-                                         &wk, &a->lio);
+                r = evio_reg_register(&a->lreg, EVIO_INTEREST_READABLE, &wk);
                 if (r < 0)
                         log_error_errno(r, "admin: registering %s", a->addr.text);
         }
@@ -505,12 +473,8 @@ void admin_server_stop(struct daemon *d)
         admin_conns_stop(a);
         evio_timer_cancel(d->drv, &a->retry);
         evio_timer_cancel(d->drv, &a->reload_kick);
-        if (a->lio)
-                evio_handle_deregister(evio_driver_handle(d->drv), a->lio);
-        if (a->lfd >= 0)
-                close(a->lfd);
-        if (a->unix_path)
-                unlink(((const struct sockaddr_un *)&a->addr.sa)->sun_path);
+        evio_reg_close(&a->lreg);
+        sock_file_remove(&a->file, &a->addr, "admin: ");
         free(a->saved);
         free(a->state_file);
         free(a);

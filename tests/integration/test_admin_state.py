@@ -230,7 +230,7 @@ def state_file_errors(ctx):
     start_fails(ctx, routes, "d2", r'<3>admin: state file .*: servers\[0\]: unknown state '
                 r'"asleep"')
     os.unlink(path)
-    start_fails(ctx, routes, "d3", r"<3>admin: listen unix:.*/nodir/x.sock: No such file",
+    start_fails(ctx, routes, "d3", r"<3>admin: listen unix:.*/nodir/x.sock: bind: No such file",
                 admin={"listen": "unix:" + os.path.join(ctx.tmpdir, "nodir", "x.sock")})
     with open(path, "w") as f:
         json.dump({"version": 1, "servers": [
