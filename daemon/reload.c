@@ -68,12 +68,13 @@ static int bind_systemd(struct daemon *d, struct gen *g, size_t ri, const struct
         return 0;
 }
 
-int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev)
+/* daemon_bind(), which on failure also points *failed at the address that failed (the reason
+ * evproxyctl reload and STATUS= give). */
+static int bind_all(struct daemon *d, struct gen *g, const struct cfg_addr **failed)
 {
         struct lsockset *before = d->sets;
         int r = 0;
 
-        (void)prev; /* sets in use by prev are exactly those in d->sets (reloads are serial) */
         for (size_t i = 0; i < g->cfg->n_routes && r == 0; i++) {
                 const struct cfg_route *rc = &g->cfg->routes[i];
 
@@ -82,6 +83,8 @@ int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev)
                                 r = bind_systemd(d, g, i, &rc->listen[j]);
                         else
                                 r = bind_one(d, g, i, &rc->listen[j], -1);
+                        if (r < 0)
+                                *failed = &rc->listen[j];
                 }
         }
         if (r < 0) {
@@ -92,6 +95,24 @@ int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev)
                 }
         }
         return r;
+}
+
+int daemon_bind(struct daemon *d, struct gen *g, const struct gen *prev)
+{
+        const struct cfg_addr *failed = NULL;
+
+        (void)prev; /* sets in use by prev are exactly those in d->sets (reloads are serial) */
+        return bind_all(d, g, &failed);
+}
+
+/* The reason a reload gives when bind_all() failed at the address failed with r. */
+static void bind_failure(const struct cfg_addr *failed, int r, char *msg, size_t n)
+{
+        if (failed && failed->kind == CFG_ADDR_SYSTEMD && r == -ENOENT)
+                snprintf(msg, n, "listen %s: systemd passed no socket named \"%s\"", failed->text,
+                         failed->name);
+        else
+                snprintf(msg, n, "listen %s: %s", failed ? failed->text : "?", strerror(-r));
 }
 
 static bool gen_uses(const struct gen *g, const struct lsockset *s)
@@ -201,6 +222,7 @@ void daemon_reload(struct daemon *d)
         char msg[sizeof(err) + 64];
         struct cfg *cfg = NULL;
         struct gen *g, *old = d->gen;
+        const struct cfg_addr *failed = NULL;
         size_t kept;
         int r;
 
@@ -229,10 +251,11 @@ void daemon_reload(struct daemon *d)
                 reload_failed(d, strerror(-r));
                 return;
         }
-        r = daemon_bind(d, g, old);
+        r = bind_all(d, g, &failed);
         if (r < 0) {
+                bind_failure(failed, r, msg, sizeof(msg)); /* before g (failed is in it) goes */
                 gen_unref(g);
-                reload_failed(d, "cannot open the new listeners (see above)");
+                reload_failed(d, msg);
                 return;
         }
         r = post_reload(d, g);

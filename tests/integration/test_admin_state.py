@@ -12,6 +12,9 @@ states_survive_reloads_and_restart: maint on A and drain on B survive a reload t
 reload_bad_file: `evproxyctl reload` of a broken file prints file:line, exits 1, and the daemon
   keeps serving the old configuration; status shows the failure. (Waiting for the workers:
   test_admin_reload.py.)
+reload_port_in_use: `evproxyctl reload` of a file that passes the check but adds a listen port
+  another socket holds prints "reload failed: listen ADDR: Address already in use", exits 1, and
+  status says the same; the daemon keeps serving; once the port is free the reload works.
 state_file_errors: a state file that is not JSON, or names an unknown state, stops the start
   (exit 1, the file and the reason); entries for servers no longer configured are dropped
   (logged, and gone from the rewritten file) while the others apply; a state file that cannot
@@ -24,6 +27,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -200,6 +204,33 @@ def reload_bad_file(ctx):
     au.check_goes_to(listen, b, [a], 3)
     rc, st = au.ctl_json(ctx, sock, "status")
     check(st["last_reload"]["ok"] is True and st["last_reload"]["error"] is None, "status ok")
+    d.stop()
+
+
+@ev.test
+def reload_port_in_use(ctx):
+    a = ctx.server("tcp4", ev.echo_handler, name="a")
+    listen = ctx.addr("tcp4")
+    route = {"name": "web", "listen": [listen], "upstreams": [a.addr]}
+    d, sock = au.start(ctx, [route])
+    busy = ev.Addr("tcp4", ev.free_port())
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ctx.defer(holder.close)
+    holder.bind(busy.sockaddr)
+    holder.listen(1)
+    d.rewrite(au.config(ctx, [dict(route, listen=[listen, busy])]))
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    why = "listen %s: Address already in use" % busy.conf
+    check(rc == 1 and out == "" and "reload failed: " + why in err,
+          "reload with a port in use: rc %d %r %r" % (rc, out, err))
+    rc, st = au.ctl_json(ctx, sock, "status")
+    check(st["last_reload"]["ok"] is False and st["last_reload"]["error"] == why,
+          "status: %s" % st["last_reload"])
+    au.check_goes_to(listen, a, [], 2)
+    holder.close()
+    rc, out, err = au.ctl(ctx, sock, "reload")
+    check(rc == 0 and "applied by every worker" in out, "reload once free: %r" % err)
+    au.check_goes_to(busy, a, [], 2)
     d.stop()
 
 
