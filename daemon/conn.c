@@ -282,10 +282,14 @@ static void conn_connect_next(struct conn *c, int r)
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
-        /* "last" is the server whose failure r reports; '-' when the route has none. */
-        log_warning_errno(r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
-                          rt->cfg->name, client, c->pick.tried,
-                          c->pick.current < 0 ? "-" : rt->cfg->upstreams[c->pick.current].text);
+        if (c->pick.tried == 0) /* nothing to try: no r to speak of */
+                log_warning("route %s: client %s: no upstream to try (every server is drained "
+                            "or in maintenance)",
+                            rt->cfg->name, client);
+        else /* "last" is the server whose failure r reports */
+                log_warning_errno(
+                    r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
+                    rt->cfg->name, client, c->pick.tried, rt->cfg->upstreams[c->pick.current].text);
         conn_close(c, END_CONNECT_FAILED, false, false);
 }
 

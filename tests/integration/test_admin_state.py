@@ -121,6 +121,8 @@ def drain_under_load(ctx):
     c.close()
     check(len(a.records) == n_a and len(b.records) == n_b, "a drained/maint server was used")
     d.wait_access(1, route="web", end="connect_failed")
+    d.wait_line(r"<4>route web: client \S+: no upstream to try \(every server is drained or in "
+                r"maintenance\)$", 5)
     d.stop()
 
 
