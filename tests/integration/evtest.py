@@ -57,6 +57,21 @@ def skip(reason):
     print("  SKIP: %s" % reason)
 
 
+def low_port():
+    """A free TCP port below 1024 on 127.0.0.1 (for the privileged-port tests)."""
+    for port in range(1020, 900, -1):
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise TestFailure("no free port below 1024")
+
+
 def deadline(seconds):
     return time.monotonic() + seconds
 

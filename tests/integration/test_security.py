@@ -19,20 +19,6 @@ import evtest as ev  # noqa: E402
 from evtest import check  # noqa: E402
 
 
-def low_port():
-    for port in range(1020, 900, -1):
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise ev.TestFailure("no free port below 1024")
-
-
 def proc_status(pid):
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -50,7 +36,7 @@ def drop_privileges(ctx):
     nobody = pwd.getpwnam("nobody")
     os.chmod(ctx.tmpdir, 0o755)  # nobody must be able to remove its socket file at exit
     echo = ctx.server("tcp4", ev.echo_handler, name="echo")
-    port = low_port()
+    port = ev.low_port()
     listen = ev.Addr("tcp4", port)
     d = ctx.daemon(ev.make_config([{"name": "low", "listen": [listen],
                                     "upstreams": [echo.addr]}], user="nobody")).start()

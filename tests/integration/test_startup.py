@@ -54,20 +54,6 @@ def held_port():
     return port, s
 
 
-def low_port():
-    for port in range(1020, 900, -1):
-        s = socket.socket()
-        try:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise ev.TestFailure("no free port below 1024")
-
-
 def run_failing(ctx, name, config, want, env=None, preexec=None):
     """Run evproxyd on config to its exit; check the failure contract; return stderr."""
     path = os.path.join(ctx.tmpdir, name + ".conf")
@@ -128,7 +114,7 @@ def low_port_as_nobody(ctx):
         return
     nobody = pwd.getpwnam("nobody")
     os.chmod(ctx.tmpdir, 0o777)  # nobody reads its config, creates and removes its socket
-    port = low_port()
+    port = ev.low_port()
     routes, path = base_routes(ctx, [ev.Addr("tcp4", port)])
 
     def become_nobody():
