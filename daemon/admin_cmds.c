@@ -41,12 +41,12 @@ int admin_find_server(const struct route *r, const char *text)
         char msg[200];
 
         for (size_t i = 0; i < r->cfg->n_upstreams; i++)
-                if (strcmp(r->cfg->upstreams[i].text, text) == 0)
+                if (strcmp(r->cfg->upstreams[i].addr.text, text) == 0)
                         return (int)i;
         if (cfg_addr_parse(text, false, &want, msg, sizeof(msg)) < 0)
                 return -1;
         for (size_t i = 0; i < r->cfg->n_upstreams; i++)
-                if (cfg_addr_equal(&r->cfg->upstreams[i], &want))
+                if (cfg_addr_equal(&r->cfg->upstreams[i].addr, &want))
                         return (int)i;
         return -1;
 }
@@ -133,7 +133,7 @@ static json_t *server_json(const struct route *r, size_t i)
 
         iso_time((time_t)atomic_load(&s->last_error_at), when, sizeof(when));
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "route",
-                         r->cfg->name, "server", r->cfg->upstreams[i].text, "state",
+                         r->cfg->name, "server", r->cfg->upstreams[i].addr.text, "state",
                          server_state(s), "admin", admin_state_name(atomic_load(&s->admin)),
                          "health", atomic_load(&s->down) ? "down" : "up", "active",
                          (json_int_t)atomic_load(&s->active), "connects",
@@ -185,16 +185,17 @@ static json_t *cmd_set_state(struct admin_server *a, const struct admin_request 
         if (admin_state_save(a, why, sizeof(why)) < 0) {
                 atomic_store(&s->admin, was); /* not kept across a restart: not done at all */
                 log_error("admin: route %s server %s: %s not applied: %s", r->cfg->name,
-                          r->cfg->upstreams[i].text, admin_state_name(want), why);
+                          r->cfg->upstreams[i].addr.text, admin_state_name(want), why);
                 return admin_error("%s (the state was not changed)", why);
         }
         if (was != want)
                 log_notice("admin: route %s server %s: %s -> %s (%u connections open)",
-                           r->cfg->name, r->cfg->upstreams[i].text, admin_state_name(was),
+                           r->cfg->name, r->cfg->upstreams[i].addr.text, admin_state_name(was),
                            admin_state_name(want), atomic_load(&s->active));
         return json_pack("{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "route", r->cfg->name, "server",
-                         r->cfg->upstreams[i].text, "state", admin_state_name(want), "previous",
-                         admin_state_name(was), "active", (json_int_t)atomic_load(&s->active));
+                         r->cfg->upstreams[i].addr.text, "state", admin_state_name(want),
+                         "previous", admin_state_name(was), "active",
+                         (json_int_t)atomic_load(&s->active));
 }
 
 /* Load the file as a reload would, in the daemon: same path, same permissions, nothing

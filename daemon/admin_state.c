@@ -42,8 +42,8 @@ static char *state_text(struct daemon *d)
                                 continue;
                         failed = json_array_append_new(
                                      list, json_pack("{s:s, s:s, s:s}", "route", r->cfg->name,
-                                                     "server", r->cfg->upstreams[j].text, "state",
-                                                     admin_state_name(st))) != 0;
+                                                     "server", r->cfg->upstreams[j].addr.text,
+                                                     "state", admin_state_name(st))) != 0;
                 }
         }
         if (!failed)

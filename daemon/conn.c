@@ -100,7 +100,7 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
                 snprintf(buf, size, "-");
                 return buf;
         }
-        a = &conn_route(c)->upstreams[c->pick.current];
+        a = &conn_route(c)->upstreams[c->pick.current].addr;
         return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
 }
 
@@ -287,9 +287,10 @@ static void conn_connect_next(struct conn *c, int r)
                             "or in maintenance)",
                             rt->cfg->name, client);
         else /* "last" is the server whose failure r reports */
-                log_warning_errno(
-                    r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
-                    rt->cfg->name, client, c->pick.tried, rt->cfg->upstreams[c->pick.current].text);
+                log_warning_errno(r,
+                                  "route %s: client %s: no upstream reachable (%u tried, last %s)",
+                                  rt->cfg->name, client, c->pick.tried,
+                                  rt->cfg->upstreams[c->pick.current].addr.text);
         conn_close(c, END_CONNECT_FAILED, false, false);
 }
 
@@ -315,7 +316,7 @@ static void conn_run_connecting(struct conn *c)
                 }
         }
         log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name,
-                        rt->cfg->upstreams[c->pick.current].text);
+                        rt->cfg->upstreams[c->pick.current].addr.text);
         upstream_report(rt, &c->pick, r);
         conn_drop_upstream(c);
         conn_connect_next(c, r);
@@ -620,7 +621,7 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
 
         out->id = c->id;
         out->upstream = c->pick.current >= 0 && c->state != CONN_PROXY_HEADER
-                            ? &conn_route(c)->upstreams[c->pick.current]
+                            ? &conn_route(c)->upstreams[c->pick.current].addr
                             : NULL;
         out->state = states[c->state];
         snprintf(out->route, sizeof(out->route), "%s", conn_route(c)->name);

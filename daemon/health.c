@@ -54,7 +54,7 @@ static void health_up(struct route *r, unsigned i, const char *how)
                 return;
         if (atomic_exchange(&s->down, false))
                 log_notice("route %s: upstream %s is up again (%s)", r->cfg->name,
-                           r->cfg->upstreams[i].text, how);
+                           r->cfg->upstreams[i].addr.text, how);
 }
 
 /* A failure while up: after `fails` in a row, the server goes down for the first back-off. */
@@ -74,7 +74,7 @@ static void health_count_failure(struct route *r, unsigned i, uint64_t now_ms, c
         if (atomic_compare_exchange_strong(&s->down, &was_down, true))
                 log_warning("route %s: upstream %s is down after %u failed connects (%s); "
                             "skipping it for %gs",
-                            r->cfg->name, r->cfg->upstreams[i].text, fails, how,
+                            r->cfg->name, r->cfg->upstreams[i].addr.text, fails, how,
                             (double)backoff / 1000.0);
 }
 
@@ -101,7 +101,7 @@ void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t
         atomic_store(&s->backoff_ms, backoff);
         atomic_store(&s->retry_ms, now_ms + backoff);
         log_debug("route %s: upstream %s still down; next probe in %gs", r->cfg->name,
-                  r->cfg->upstreams[i].text, (double)backoff / 1000.0);
+                  r->cfg->upstreams[i].addr.text, (double)backoff / 1000.0);
 }
 
 void health_report_check(struct route *r, unsigned i, int result, uint64_t now_ms)

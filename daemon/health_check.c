@@ -44,7 +44,7 @@ static void probe_end_connect(struct probe *p)
 
 static void probe_done(struct probe *p, int result)
 {
-        const struct cfg_addr *a = &p->r->cfg->upstreams[p->idx];
+        const struct cfg_addr *a = &p->r->cfg->upstreams[p->idx].addr;
         uint64_t now = evio_now_ms();
 
         probe_end_connect(p);
@@ -79,7 +79,7 @@ static void probe_timer(struct evio_timer *t, void *arg)
                 probe_done(p, -ETIMEDOUT);
                 return;
         }
-        r = sock_connect(&rc->upstreams[p->idx], 0, &fd); /* no data: no TCP_NODELAY */
+        r = sock_connect(&rc->upstreams[p->idx].addr, 0, &fd); /* no data: no TCP_NODELAY */
         evio_reg_init(&p->reg, evio_driver_handle(p->hc->d->drv), fd);
         if (r == -EINPROGRESS) {
                 r = evio_reg_register(&p->reg, EVIO_INTEREST_WRITABLE, &wk);

@@ -226,7 +226,7 @@ static void server_samples(struct mbuf *b, const struct gen *g, const char *name
                         mbuf_printf(b, "%s{route=\"", name);
                         metrics_label_value(b, r->cfg->name);
                         mbuf_printf(b, "\",upstream=\"");
-                        metrics_label_value(b, r->cfg->upstreams[j].text);
+                        metrics_label_value(b, r->cfg->upstreams[j].addr.text);
                         mbuf_printf(b, "\"} %llu\n", v);
                 }
         }
@@ -250,7 +250,7 @@ static void admin_state_samples(struct mbuf *b, const struct gen *g)
                                 mbuf_printf(b, "%s{route=\"", name);
                                 metrics_label_value(b, r->cfg->name);
                                 mbuf_printf(b, "\",upstream=\"");
-                                metrics_label_value(b, r->cfg->upstreams[j].text);
+                                metrics_label_value(b, r->cfg->upstreams[j].addr.text);
                                 mbuf_printf(b, "\",state=\"%s\"} %d\n",
                                             admin_state_name((enum admin_state)k), st == k);
                         }

@@ -42,7 +42,7 @@ static const struct route *find_route(const struct route *prev, size_t n_prev, c
 static struct upstream_server *server_find(const struct route *old, const struct cfg_addr *a)
 {
         for (size_t j = 0; old && j < old->cfg->n_upstreams; j++) {
-                if (cfg_addr_equal(&old->cfg->upstreams[j], a)) {
+                if (cfg_addr_equal(&old->cfg->upstreams[j].addr, a)) {
                         atomic_fetch_add(&old->servers[j]->refs, 1);
                         return old->servers[j];
                 }
@@ -59,7 +59,7 @@ int route_servers_init(struct route *r, const struct route *prev, size_t n_prev)
         if (!r->servers)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                r->servers[i] = server_find(old, &r->cfg->upstreams[i]);
+                r->servers[i] = server_find(old, &r->cfg->upstreams[i].addr);
                 if (!r->servers[i]) {
                         route_servers_free(r);
                         return -ENOMEM;

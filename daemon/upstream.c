@@ -155,7 +155,7 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                                 if (was_skipped(p, i)) {
                                         p->step++;
                                         hold(r, p, i, false);
-                                        return &r->cfg->upstreams[i];
+                                        return &r->cfg->upstreams[i].addr;
                                 }
                                 continue;
                         }
@@ -168,7 +168,7 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                         }
                         p->step++;
                         hold(r, p, i, hc == HEALTH_PROBE);
-                        return &r->cfg->upstreams[i];
+                        return &r->cfg->upstreams[i].addr;
                 }
                 p->pass++;
                 p->step = 0;

@@ -66,6 +66,10 @@ int cfg_get_word(const struct cfg_ctx *ctx, const config_setting_t *s, const cha
 int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bool allow_empty,
                         size_t max, size_t *n);
 
+/* upstream.c: routes[i].upstreams */
+int cfg_parse_upstreams(const struct cfg_ctx *ctx, const config_setting_t *route,
+                        struct cfg_route *r);
+
 /* addr.c */
 int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
 /* Would binding both a and b fight over the same port ("*:80" against "0.0.0.0:80")? */

@@ -257,7 +257,7 @@ int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct
         ret = parse_addrs(ctx, s, "listen", CFG_MAX_LISTEN, &r->listen, &r->n_listen);
         if (ret < 0)
                 return ret;
-        ret = parse_addrs(ctx, s, "upstreams", CFG_MAX_UPSTREAMS, &r->upstreams, &r->n_upstreams);
+        ret = cfg_parse_upstreams(ctx, s, r);
         if (ret < 0)
                 return ret;
         if ((e = config_setting_get_member(s, "allow")) &&

@@ -154,7 +154,7 @@ static int check_loops(const struct cfg_ctx *ctx, const config_setting_t *root, 
 
         for (i = 0; i < c->n_routes; i++) {
                 for (j = 0; j < c->routes[i].n_upstreams; j++) {
-                        const struct cfg_addr *u = &c->routes[i].upstreams[j];
+                        const struct cfg_addr *u = &c->routes[i].upstreams[j].addr;
                         const struct lref *l = find_first(refs, n, u);
                         const config_setting_t *s;
 

@@ -175,7 +175,7 @@ static void test_every_setting(void **state)
         assert_true(r->listen[0].wildcard);
         assert_int_equal(r->listen[1].kind, CFG_ADDR_SYSTEMD);
         assert_string_equal(r->listen[1].name, "web:tls");
-        assert_int_equal(r->upstreams[1].kind, CFG_ADDR_ABSTRACT);
+        assert_int_equal(r->upstreams[1].addr.kind, CFG_ADDR_ABSTRACT);
         assert_int_equal(r->balance, CFG_BALANCE_LEAST_CONN);
         assert_true(r->connect_timeout_ms == 250);
         assert_true(r->idle_timeout_ms == 0);
@@ -202,7 +202,7 @@ static void test_every_setting(void **state)
         r = &c->routes[1];
         assert_int_equal(r->balance, CFG_BALANCE_RANDOM);
         assert_int_equal(r->proxy_protocol, CFG_PROXY_V1);
-        assert_int_equal(r->upstreams[0].sa.ss_family, AF_INET6);
+        assert_int_equal(r->upstreams[0].addr.sa.ss_family, AF_INET6);
         cfg_free(c);
 }
 
@@ -230,6 +230,32 @@ static void test_durations_ms(void **state)
                 assert_true(c->routes[0].idle_timeout_ms == cases[i].ms);
                 cfg_free(c);
         }
+}
+
+/* upstreams may mix address strings and { address; weight; max_connections; } groups. */
+static void test_upstream_groups(void **state)
+{
+        const char *text = "routes = ( { name = \"web\"; listen = [ \"127.0.0.1:8080\" ];\n"
+                           "  upstreams = ( \"127.0.0.1:8081\",\n"
+                           "    { address = \"127.0.0.1:8082\"; weight = 3; },\n"
+                           "    { address = \"unix:/run/app.sock\"; max_connections = 7; } );\n"
+                           "} );\n";
+        struct cfg *c = test_load_ok(text);
+        const struct cfg_route *r = &c->routes[0];
+
+        (void)state;
+        assert_int_equal(r->n_upstreams, 3);
+        assert_string_equal(r->upstreams[0].addr.text, "127.0.0.1:8081");
+        assert_int_equal(r->upstreams[0].weight, 1);
+        assert_int_equal(r->upstreams[0].max_connections, 0);
+        assert_int_equal(r->upstreams[0].line, 2);
+        assert_string_equal(r->upstreams[1].addr.text, "127.0.0.1:8082");
+        assert_int_equal(r->upstreams[1].weight, 3);
+        assert_int_equal(r->upstreams[1].line, 3);
+        assert_int_equal(r->upstreams[2].addr.kind, CFG_ADDR_UNIX);
+        assert_int_equal(r->upstreams[2].weight, 1);
+        assert_int_equal(r->upstreams[2].max_connections, 7);
+        cfg_free(c);
 }
 
 /* pipe_memory: bytes or "N[KMG]"; unset, max_connections x 16 KiB. */
@@ -294,7 +320,7 @@ static void test_example_config(void **state)
         assert_int_equal(c->routes[0].n_listen, 2);
         assert_string_equal(c->routes[0].listen[0].text, "127.0.0.1:8080");
         assert_string_equal(c->routes[0].listen[1].text, "[::1]:8080");
-        assert_string_equal(c->routes[0].upstreams[0].text, "127.0.0.1:8081");
+        assert_string_equal(c->routes[0].upstreams[0].addr.text, "127.0.0.1:8081");
         assert_true(c->has_metrics);
         assert_string_equal(c->metrics_listen.text, "127.0.0.1:9901");
         assert_true(c->admin.enabled);
@@ -518,6 +544,7 @@ int main(void)
             cmocka_unit_test(test_example_config), cmocka_unit_test(test_include),
             cmocka_unit_test(test_file_errors),    cmocka_unit_test(test_load_string),
             cmocka_unit_test(test_error_format),   cmocka_unit_test(test_pipe_memory),
+            cmocka_unit_test(test_upstream_groups),
         };
         int failed = 0;
 

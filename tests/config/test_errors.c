@@ -197,7 +197,24 @@ static const struct bad route_cases[] = {
         "aaaaaaaaabbbbbbbbbbccccccccccddddddddddeeeeeeeeeeffffffffffgggggggggghhhhhhhhhhiiiiiiiii" \
         "ijjjjjjjjjj123"
 
+#define GROUPS(g)                                                                                  \
+        "routes = (\n  {\n    name = \"web\";\n    listen = [ \"127.0.0.1:8080\" ];\n"              \
+        "    upstreams = ( " g " );\n  }\n);\n"
+
 static const struct bad addr_cases[] = {
+    {GROUPS("{ address = \"127.0.0.1:1\"; weight = 0; }"), 5, "routes[0].upstreams[0].weight",
+     "0 is out of range (1..1000)"},
+    {GROUPS("{ address = \"127.0.0.1:1\"; weight = 1001; }"), 5, "routes[0].upstreams[0].weight",
+     "1001 is out of range (1..1000)"},
+    {GROUPS("\"127.0.0.1:2\", { weight = 2; }"), 5, "routes[0].upstreams[1].address",
+     "missing (this setting is required)"},
+    {GROUPS("{ address = \"127.0.0.1:1\"; wieght = 2; }"), 5, "routes[0].upstreams[0].wieght",
+     "unknown setting"},
+    {GROUPS("{ address = \"127.0.0.1:99999\"; }"), 5, "routes[0].upstreams[0].address",
+     "\"127.0.0.1:99999\": port out of range"},
+    {GROUPS("\"127.0.0.1:2\", 5"), 5, "routes[0].upstreams[1]",
+     "expected an address \"...\" or a group { address = \"...\"; weight = N; max_connections = "
+     "N; }"},
     {UPSTREAM("\"127.0.0.1:8081\", \"127.0.0.1:99999\""), 5, "routes[0].upstreams[1]",
      "\"127.0.0.1:99999\": port out of range"},
     {LISTEN("\"127.0.0.1:0\""), 4, "routes[0].listen[0]", "\"127.0.0.1:0\": port out of range"},

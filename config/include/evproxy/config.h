@@ -14,6 +14,7 @@
 /* Limits the configuration enforces, for the daemon to size what it keeps per route. */
 #define CFG_ROUTE_NAME_MAX 63   /* bytes in a route name, without the NUL */
 #define CFG_MAX_UPSTREAMS  1024 /* servers of one route */
+#define CFG_MAX_WEIGHT     1000 /* weight of one upstream */
 
 /* Durations: the file gives seconds (integer or decimal); the object keeps milliseconds, each
  * converted once by one rule: rounded to the nearest millisecond, and a positive value never
@@ -38,6 +39,14 @@ struct cfg_cidr {
         unsigned prefix;
 };
 
+/* One element of a route's upstreams: "address" or { address = ...; weight = ...; ... }. */
+struct cfg_upstream {
+        struct cfg_addr addr;
+        unsigned weight;          /* [1] share for balancing, 1..CFG_MAX_WEIGHT */
+        unsigned max_connections; /* [0] per-server limit; 0 = none */
+        int line;                 /* where it is written (for messages) */
+};
+
 enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
 enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
 enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
@@ -53,7 +62,7 @@ struct cfg_route {
         char *name;
         struct cfg_addr *listen;
         size_t n_listen;
-        struct cfg_addr *upstreams;
+        struct cfg_upstream *upstreams;
         size_t n_upstreams;
         enum cfg_balance balance;
         uint64_t connect_timeout_ms;
