@@ -86,6 +86,13 @@ int cfg_validate_admin(const struct cfg_ctx *ctx, const config_setting_t *root,
 int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);
 int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg_route *r);
 void cfg_route_free(struct cfg_route *r);
+/* resolver.c: the global resolver group (before the routes), a route's resolver group (after
+ * its upstreams), the global values filled into routes (after them), and freeing. */
+int cfg_parse_resolver(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);
+int cfg_parse_route_resolver(const struct cfg_ctx *ctx, const config_setting_t *route,
+                             struct cfg_route *r);
+int cfg_resolver_finish(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);
+void cfg_resolver_free(struct cfg_resolver *res);
 int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const struct cfg *c);
 
 #endif

@@ -202,6 +202,7 @@ void cfg_free(struct cfg *c)
         free(c->user);
         free(c->admin.group);
         free(c->admin.state_file);
+        cfg_resolver_free(&c->resolver);
         free(c->path);
         free(c);
 }

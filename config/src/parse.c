@@ -10,9 +10,9 @@
 #include "internal.h"
 
 static const char *const root_keys[] = {
-    "workers",    "max_connections", "drain_timeout", "log_level", "access_log", "user",
-    "forwarding", "buffer_size",     "pipe_memory",   "metrics",   "routes",     "admin",
-    NULL};
+    "workers", "max_connections", "drain_timeout", "log_level",   "access_log",
+    "user",    "forwarding",      "buffer_size",   "pipe_memory", "metrics",
+    "routes",  "admin",           "resolver",      NULL};
 static const char *const log_words[] = {"debug", "info", "notice", "warning", "error", NULL};
 static const int log_levels[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR};
 static const char *const forwarding_words[] = {"splice", "copy", NULL};
@@ -161,5 +161,7 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
                 return r;
         if ((s = config_setting_get_member(root, "admin")) && (r = cfg_parse_admin(ctx, s, c)) < 0)
                 return r;
-        return parse_routes(ctx, root, c);
+        if ((r = cfg_parse_resolver(ctx, root, c)) < 0 || (r = parse_routes(ctx, root, c)) < 0)
+                return r;
+        return cfg_resolver_finish(ctx, root, c);
 }

@@ -23,6 +23,7 @@ static const char *const route_keys[] = {"name",
                                          "unix_mode",
                                          "health",
                                          "health_check",
+                                         "resolver",
                                          NULL};
 static const char *const balance_words[] = {"round-robin", "least-conn", "random", NULL};
 static const char *const proxy_words[] = {"off", "v1", "v2", NULL};
@@ -258,6 +259,8 @@ int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct
         if (ret < 0)
                 return ret;
         ret = cfg_parse_upstreams(ctx, s, r);
+        if (ret == 0)
+                ret = cfg_parse_route_resolver(ctx, s, r);
         if (ret < 0)
                 return ret;
         if ((e = config_setting_get_member(s, "allow")) &&

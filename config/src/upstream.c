@@ -15,7 +15,7 @@ static int parse_address(const struct cfg_ctx *ctx, const config_setting_t *e, c
 {
         char msg[200], quoted[200];
 
-        if (cfg_addr_parse(v, false, &u->addr, msg, sizeof(msg)) < 0) {
+        if (cfg_upstream_parse(v, u, msg, sizeof(msg)) < 0) {
                 cfg_quote(v, quoted, sizeof(quoted));
                 return cfg_fail(ctx, e, "%s: %s", quoted, msg);
         }

@@ -158,6 +158,8 @@ static int check_loops(const struct cfg_ctx *ctx, const config_setting_t *root, 
                         const struct lref *l = find_first(refs, n, u);
                         const config_setting_t *s;
 
+                        if (c->routes[i].upstreams[j].kind != CFG_UPSTREAM_ADDR)
+                                continue; /* names: a loop is not knowable before they resolve */
                         if (!l)
                                 continue;
                         s = listen_setting(root, l);

@@ -238,9 +238,8 @@ static const struct bad addr_cases[] = {
      "\"[127.0.0.1]:80\": not an IPv6 address"},
     {LISTEN("\"[fe80::1%eth0]:80\""), 4, "routes[0].listen[0]",
      "\"[fe80::1%eth0]:80\": IPv6 scope ids (%) are not supported"},
-    {UPSTREAM("\"example.com:80\""), 5, "routes[0].upstreams[0]",
-     "\"example.com:80\": not an IPv4 address (host names are not resolved; only "
-     "\"localhost\" is known)"},
+    {UPSTREAM("\"exa mple.com:80\""), 5, "routes[0].upstreams[0]",
+     "\"exa mple.com:80\": host names have only letters, digits, '-', '_' and '.'"},
     {UPSTREAM("\"256.0.0.1:80\""), 5, "routes[0].upstreams[0]",
      "\"256.0.0.1:80\": not an IPv4 address (host names are not resolved; only "
      "\"localhost\" is known)"},

@@ -39,12 +39,43 @@ struct cfg_cidr {
         unsigned prefix;
 };
 
+/* What an upstream names: a literal address (IP, unix, abstract; "localhost" counts as
+ * 127.0.0.1), a host name resolved to all its A/AAAA records ("db.internal:5432"), or an SRV
+ * name whose targets and ports are the servers ("srv:_pg._tcp.db.service.consul"). */
+enum cfg_upstream_kind { CFG_UPSTREAM_ADDR, CFG_UPSTREAM_NAME, CFG_UPSTREAM_SRV };
+
 /* One element of a route's upstreams: "address" or { address = ...; weight = ...; ... }. */
 struct cfg_upstream {
-        struct cfg_addr addr;
+        struct cfg_addr addr;     /* ADDR: the address; NAME/SRV: only text (as written) */
         unsigned weight;          /* [1] share for balancing, 1..CFG_MAX_WEIGHT */
         unsigned max_connections; /* [0] per-server limit; 0 = none */
         int line;                 /* where it is written (for messages) */
+        enum cfg_upstream_kind kind;
+        char host[256]; /* NAME: the host name; SRV: the SRV name (without "srv:") */
+        uint16_t port;  /* NAME: the port (host order); SRV: 0 (each record has its own) */
+};
+
+/* Parses one upstream string: a literal address (cfg_addr_parse) or a name. The fields other
+ * than addr, kind, host and port are left alone. 0 or -EINVAL with a reason in msg. */
+int cfg_upstream_parse(const char *text, struct cfg_upstream *out, char *msg, size_t msg_len);
+
+/* How names are resolved: globally (resolver = { ... }) and per route (a route's resolver =
+ * { family; refresh; nxdomain_hold; } overrides the global values it names). */
+enum cfg_family { CFG_FAMILY_ANY, CFG_FAMILY_IPV4, CFG_FAMILY_IPV6 };
+struct cfg_dns_policy {
+        enum cfg_family family;    /* ["any"] which records: A and AAAA, A, AAAA */
+        uint64_t refresh_min_ms;   /* [1 s] an answer's TTL is clamped to [min, max] */
+        uint64_t refresh_max_ms;   /* [300 s] */
+        uint64_t nxdomain_hold_ms; /* [60 s] a name that stops existing keeps its addresses */
+        unsigned set;              /* route: which of the above the route gave (bits 0..3) */
+};
+struct cfg_resolver {
+        char **nameservers; /* "ip", "ip:port", "[v6]:port"; none: resolv_conf's */
+        size_t n_nameservers;
+        uint64_t timeout_ms; /* [0: resolv.conf's] first try's timeout */
+        unsigned attempts;   /* [0: resolv.conf's] tries per server */
+        char *resolv_conf;   /* [NULL: /etc/resolv.conf] search, ndots, nameservers */
+        struct cfg_dns_policy policy;
 };
 
 enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
@@ -77,7 +108,9 @@ struct cfg_route {
         uint64_t proxy_protocol_timeout_ms; /* allowed for a client's PROXY header */
         mode_t unix_mode;
         struct cfg_health health;
-        int line; /* where the route starts in its file (for messages) */
+        int line;                  /* where the route starts in its file (for messages) */
+        struct cfg_dns_policy dns; /* for its named upstreams (global values filled in) */
+        size_t n_named;            /* upstreams that are NAME or SRV */
 };
 
 /* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
@@ -106,6 +139,7 @@ struct cfg {
         struct cfg_route *routes;
         size_t n_routes;
         struct cfg_admin admin;
+        struct cfg_resolver resolver;
 };
 
 struct cfg_error {
