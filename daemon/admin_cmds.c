@@ -14,6 +14,7 @@
 #include "gen.h"
 #include "health.h"
 #include "log.h"
+#include "server_set.h"
 #include "upstream.h"
 
 json_t *admin_error(const char *fmt, ...)
@@ -35,20 +36,9 @@ struct route *admin_find_route(struct daemon *d, const char *name)
         return NULL;
 }
 
-int admin_find_server(const struct route *r, const char *text)
+int admin_find_server(const struct server_set *set, const char *text)
 {
-        struct cfg_addr want;
-        char msg[200];
-
-        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
-                if (strcmp(r->cfg->upstreams[i].addr.text, text) == 0)
-                        return (int)i;
-        if (cfg_addr_parse(text, false, &want, msg, sizeof(msg)) < 0)
-                return -1;
-        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
-                if (cfg_addr_equal(&r->cfg->upstreams[i].addr, &want))
-                        return (int)i;
-        return -1;
+        return (int)server_set_find_text(set, text);
 }
 
 /* ISO 8601 UTC, or "" for 0. */
@@ -73,14 +63,16 @@ static json_t *last_reload(const struct admin_server *a)
                          a->reload_ok ? NULL : a->reload_error);
 }
 
-static json_t *route_totals(const struct route *r)
+static json_t *route_totals(struct route *r)
 {
         const struct route_stats *st = r->st;
+        struct server_set *set = route_set_get(r);
+        size_t n = set->n;
 
+        server_set_unref(set);
         return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->cfg->name,
-                         "servers", (json_int_t)r->cfg->n_upstreams, "active",
-                         (json_int_t)atomic_load(&st->active), "accepted",
-                         (json_int_t)atomic_load(&st->accepted), "refused_acl",
+                         "servers", (json_int_t)n, "active", (json_int_t)atomic_load(&st->active),
+                         "accepted", (json_int_t)atomic_load(&st->accepted), "refused_acl",
                          (json_int_t)atomic_load(&st->refused_acl), "refused_limit",
                          (json_int_t)atomic_load(&st->refused_limit), "bad_proxy_header",
                          (json_int_t)atomic_load(&st->bad_proxy_header), "connect_failures",
@@ -125,27 +117,34 @@ static const char *server_state(const struct upstream_server *s)
         return atomic_load(&s->down) ? "down" : "ready";
 }
 
-static json_t *server_json(const struct route *r, size_t i)
+static json_t *server_json(const struct route *r, const struct server_entry *e)
 {
-        const struct upstream_server *s = r->servers[i];
+        const struct upstream_server *s = e->srv;
         int err = atomic_load(&s->last_error);
         char when[32];
+        json_t *o;
 
         iso_time((time_t)atomic_load(&s->last_error_at), when, sizeof(when));
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "route",
-                         r->cfg->name, "server", r->cfg->upstreams[i].addr.text, "state",
-                         server_state(s), "admin", admin_state_name(atomic_load(&s->admin)),
-                         "health", atomic_load(&s->down) ? "down" : "up", "active",
-                         (json_int_t)atomic_load(&s->active), "connects",
-                         (json_int_t)atomic_load(&s->connects), "connect_failures",
-                         (json_int_t)atomic_load(&s->connect_failures), "last_error",
-                         err ? strerror(-err) : NULL, "last_error_time", err ? when : NULL);
+        o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "route", r->cfg->name,
+                      "server", e->addr.text, "state", server_state(s), "admin",
+                      admin_state_name(atomic_load(&s->admin)), "health",
+                      atomic_load(&s->down) ? "down" : "up", "active",
+                      (json_int_t)atomic_load(&s->active), "connects",
+                      (json_int_t)atomic_load(&s->connects), "connect_failures",
+                      (json_int_t)atomic_load(&s->connect_failures), "last_error",
+                      err ? strerror(-err) : NULL, "last_error_time", err ? when : NULL);
+        /* The upstream name this address came from; null for a literal address. */
+        if (o && json_object_set_new(o, "name", e->name[0] ? json_string(e->name) : json_null())) {
+                json_decref(o);
+                o = NULL;
+        }
+        return o;
 }
 
 static json_t *cmd_servers(struct admin_server *a, const char *route)
 {
         const struct gen *g = a->d->gen;
-        const struct route *only = NULL;
+        struct route *only = NULL;
         json_t *list = json_array();
 
         if (route[0] && !(only = admin_find_route(a->d, route))) {
@@ -153,13 +152,19 @@ static json_t *cmd_servers(struct admin_server *a, const char *route)
                 return admin_error("no route \"%s\"", route);
         }
         for (size_t i = 0; list && i < g->n_routes; i++) {
-                const struct route *r = &g->routes[i];
+                struct route *r = &g->routes[i];
+                struct server_set *set;
+                bool failed = false;
 
-                for (size_t j = 0; (!only || r == only) && j < r->cfg->n_upstreams; j++) {
-                        if (json_array_append_new(list, server_json(r, j)) != 0) {
-                                json_decref(list);
-                                return NULL;
-                        }
+                if (only && r != only)
+                        continue;
+                set = route_set_get(r);
+                for (size_t j = 0; !failed && j < set->n; j++)
+                        failed = json_array_append_new(list, server_json(r, &set->e[j])) != 0;
+                server_set_unref(set);
+                if (failed) {
+                        json_decref(list);
+                        return NULL;
                 }
         }
         return list ? json_pack("{s:b, s:o}", "ok", 1, "servers", list) : NULL;
@@ -169,33 +174,40 @@ static json_t *cmd_set_state(struct admin_server *a, const struct admin_request 
                              enum admin_state want)
 {
         struct route *r = admin_find_route(a->d, req->route);
+        struct server_set *set;
         struct upstream_server *s;
+        json_t *resp;
         unsigned was;
         char why[600];
         int i;
 
         if (!r)
                 return admin_error("no route \"%s\"", req->route);
-        i = admin_find_server(r, req->server);
-        if (i < 0)
+        set = route_set_get(r);
+        i = admin_find_server(set, req->server);
+        if (i < 0) {
+                server_set_unref(set);
                 return admin_error("route %s has no server \"%s\" (see: evproxyctl servers %s)",
                                    req->route, req->server, req->route);
-        s = r->servers[i];
+        }
+        s = set->e[i].srv;
         was = atomic_exchange(&s->admin, want);
         if (admin_state_save(a, why, sizeof(why)) < 0) {
                 atomic_store(&s->admin, was); /* not kept across a restart: not done at all */
                 log_error("admin: route %s server %s: %s not applied: %s", r->cfg->name,
-                          r->cfg->upstreams[i].addr.text, admin_state_name(want), why);
+                          set->e[i].addr.text, admin_state_name(want), why);
+                server_set_unref(set);
                 return admin_error("%s (the state was not changed)", why);
         }
         if (was != want)
                 log_notice("admin: route %s server %s: %s -> %s (%u connections open)",
-                           r->cfg->name, r->cfg->upstreams[i].addr.text, admin_state_name(was),
+                           r->cfg->name, set->e[i].addr.text, admin_state_name(was),
                            admin_state_name(want), atomic_load(&s->active));
-        return json_pack("{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "route", r->cfg->name, "server",
-                         r->cfg->upstreams[i].addr.text, "state", admin_state_name(want),
-                         "previous", admin_state_name(was), "active",
-                         (json_int_t)atomic_load(&s->active));
+        resp = json_pack("{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "route", r->cfg->name, "server",
+                         set->e[i].addr.text, "state", admin_state_name(want), "previous",
+                         admin_state_name(was), "active", (json_int_t)atomic_load(&s->active));
+        server_set_unref(set);
+        return resp;
 }
 
 /* Load the file as a reload would, in the daemon: same path, same permissions, nothing

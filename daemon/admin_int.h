@@ -80,7 +80,9 @@ int admin_state_save(struct admin_server *a, char *why, size_t why_len);
 
 /* Find a route of d's current generation by name, and a server of it by address: as written
  * in the configuration, or any spelling of the same address ("localhost:80"). NULL if none. */
+struct server_set;
 struct route *admin_find_route(struct daemon *d, const char *name);
-int admin_find_server(const struct route *r, const char *text);
+/* Index in set of the server written as text (as listed, or an address equal to it), or -1. */
+int admin_find_server(const struct server_set *set, const char *text);
 
 #endif

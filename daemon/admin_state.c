@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "gen.h"
 #include "log.h"
+#include "server_set.h"
 #include "upstream.h"
 
 #define STATE_VERSION  1
@@ -33,18 +34,20 @@ static char *state_text(struct daemon *d)
         bool failed = !root;
 
         for (size_t i = 0; !failed && i < g->n_routes; i++) {
-                const struct route *r = &g->routes[i];
+                struct route *r = &g->routes[i];
+                struct server_set *set = route_set_get(r);
 
-                for (size_t j = 0; !failed && j < r->cfg->n_upstreams; j++) {
-                        unsigned st = atomic_load(&r->servers[j]->admin);
+                for (size_t j = 0; !failed && j < set->n; j++) {
+                        unsigned st = atomic_load(&set->e[j].srv->admin);
 
                         if (st == ADMIN_STATE_READY)
                                 continue;
-                        failed = json_array_append_new(
-                                     list, json_pack("{s:s, s:s, s:s}", "route", r->cfg->name,
-                                                     "server", r->cfg->upstreams[j].addr.text,
-                                                     "state", admin_state_name(st))) != 0;
+                        failed = json_array_append_new(list, json_pack("{s:s, s:s, s:s}", "route",
+                                                                       r->cfg->name, "server",
+                                                                       set->e[j].addr.text, "state",
+                                                                       admin_state_name(st))) != 0;
                 }
+                server_set_unref(set);
         }
         if (!failed)
                 text = json_dumps(root, JSON_INDENT(2));
@@ -153,6 +156,7 @@ static int apply_entry(struct admin_server *a, json_t *e, size_t index, bool *dr
         const char *route, *server, *state;
         enum admin_state st;
         json_error_t jerr;
+        struct server_set *set;
         struct route *r;
         int i;
 
@@ -168,15 +172,18 @@ static int apply_entry(struct admin_server *a, json_t *e, size_t index, bool *dr
                 return -EINVAL;
         }
         r = admin_find_route(a->d, route);
-        i = r ? admin_find_server(r, server) : -1;
+        set = r ? route_set_get(r) : NULL;
+        i = set ? admin_find_server(set, server) : -1;
         if (i < 0) {
+                server_set_unref(set);
                 log_notice("admin: state file: route %s server %s is no longer configured; its "
                            "state (%s) is dropped",
                            route, server, state);
                 *dropped = true;
                 return 0;
         }
-        atomic_store(&r->servers[i]->admin, st);
+        atomic_store(&set->e[i].srv->admin, st);
+        server_set_unref(set);
         if (st != ADMIN_STATE_READY)
                 log_notice("admin: route %s server %s: %s (from the state file)", route, server,
                            state);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "proxy_io.h"
 #include "pump.h"
+#include "server_set.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -70,6 +71,7 @@ static const char *const end_names[] = {
     [END_BAD_PROXY_HEADER] = "bad_proxy_header",
     [END_PROXY_TIMEOUT] = "proxy_timeout",
     [END_KILLED] = "killed",
+    [END_NO_SERVER] = "no_server",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -100,7 +102,7 @@ static const char *conn_upstream_text(const struct conn *c, char *buf, size_t si
                 snprintf(buf, size, "-");
                 return buf;
         }
-        a = &conn_route(c)->upstreams[c->pick.current].addr;
+        a = &upstream_current(&c->pick)->addr;
         return addr_format((const struct sockaddr *)&a->sa, a->sa_len, buf, size);
 }
 
@@ -144,6 +146,7 @@ static void conn_count_bytes(struct conn *c)
 static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
 {
         struct conn_env *env = c->env;
+        char upstream[ADDR_STRLEN];
 
         evio_timer_cancel(env->drv, &c->timer);
         evio_driver_undefer(env->drv, &c->run);
@@ -152,6 +155,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         pump_release(&c->up, &env->pipes, &env->bufs);
         pump_release(&c->down, &env->pipes, &env->bufs);
         conn_count_bytes(c);
+        conn_upstream_text(c, upstream, sizeof(upstream)); /* before the walk lets go of it */
         upstream_end(c->l->route, &c->pick);
         assert(env->n_conns > 0);
         TAILQ_REMOVE(&env->conns, c, link);
@@ -160,13 +164,12 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
-                char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
+                char client[ADDR_STRLEN];
 
                 conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
-                log_access(conn_route(c)->name, client,
-                           conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
-                           c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end));
+                log_access(conn_route(c)->name, client, upstream, c->up.bytes, c->down.bytes,
+                           evio_now_ms() - c->start_ms, conn_end_name(end));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         addr_slot_clear(&c->client);
@@ -282,15 +285,18 @@ static void conn_connect_next(struct conn *c, int r)
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
+        if (upstream_no_server(rt, &c->pick, client)) {
+                conn_close(c, END_NO_SERVER, false, false);
+                return;
+        }
         if (c->pick.tried == 0) /* nothing to try: no r to speak of */
                 log_warning("route %s: client %s: no upstream to try (every server is drained "
                             "or in maintenance)",
                             rt->cfg->name, client);
         else /* "last" is the server whose failure r reports */
-                log_warning_errno(r,
-                                  "route %s: client %s: no upstream reachable (%u tried, last %s)",
-                                  rt->cfg->name, client, c->pick.tried,
-                                  rt->cfg->upstreams[c->pick.current].addr.text);
+                log_warning_errno(
+                    r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
+                    rt->cfg->name, client, c->pick.tried, upstream_current(&c->pick)->addr.text);
         conn_close(c, END_CONNECT_FAILED, false, false);
 }
 
@@ -316,7 +322,7 @@ static void conn_run_connecting(struct conn *c)
                 }
         }
         log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name,
-                        rt->cfg->upstreams[c->pick.current].addr.text);
+                        upstream_current(&c->pick)->addr.text);
         upstream_report(rt, &c->pick, r);
         conn_drop_upstream(c);
         conn_connect_next(c, r);
@@ -621,7 +627,7 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
 
         out->id = c->id;
         out->upstream = c->pick.current >= 0 && c->state != CONN_PROXY_HEADER
-                            ? &conn_route(c)->upstreams[c->pick.current].addr
+                            ? &upstream_current(&c->pick)->addr
                             : NULL;
         out->state = states[c->state];
         snprintf(out->route, sizeof(out->route), "%s", conn_route(c)->name);

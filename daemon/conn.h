@@ -29,6 +29,7 @@ enum conn_end {
         END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
         END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
+        END_NO_SERVER,        /* the route has no server: its names have no address */
 };
 
 const char *conn_end_name(enum conn_end end);

@@ -22,6 +22,7 @@ struct listener;
 struct metrics_server;
 struct health_checker;
 struct admin_server;
+struct dns;
 
 enum daemon_phase {
         DAEMON_RUNNING,
@@ -53,6 +54,8 @@ struct daemon {
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
         struct admin_server *admin;     /* admin.listen socket (admin.h) */
+        struct dns *dns;                /* names of upstreams, resolved (dns.h) */
+        unsigned sets_serial;           /* server sets published by dns.c (health checks) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */

@@ -5,21 +5,17 @@
 #include "health.h"
 #include "route.h"
 #include "log.h"
+#include "server_set.h"
 #include "upstream.h"
 
-static struct upstream_server *server(const struct route *r, unsigned i)
+bool health_is_up(const struct server_entry *e)
 {
-        return r->servers[i];
+        return !atomic_load_explicit(&e->srv->down, memory_order_relaxed);
 }
 
-bool health_is_up(const struct route *r, unsigned i)
+bool health_available(const struct server_entry *e, uint64_t now_ms)
 {
-        return !atomic_load_explicit(&server(r, i)->down, memory_order_relaxed);
-}
-
-bool health_available(const struct route *r, unsigned i, uint64_t now_ms)
-{
-        const struct upstream_server *s = server(r, i);
+        const struct upstream_server *s = e->srv;
 
         if (atomic_load_explicit(&s->admin, memory_order_relaxed) != 0)
                 return false; /* drained or in maintenance (admin_proto.h) */
@@ -28,9 +24,9 @@ bool health_available(const struct route *r, unsigned i, uint64_t now_ms)
         return now_ms >= atomic_load_explicit(&s->retry_ms, memory_order_relaxed);
 }
 
-enum health_claim health_claim(struct route *r, unsigned i, uint64_t now_ms)
+enum health_claim health_claim(const struct server_entry *e, uint64_t now_ms)
 {
-        struct upstream_server *s = server(r, i);
+        struct upstream_server *s = e->srv;
         uint64_t retry, lease;
 
         if (!atomic_load_explicit(&s->down, memory_order_acquire))
@@ -45,23 +41,24 @@ enum health_claim health_claim(struct route *r, unsigned i, uint64_t now_ms)
         return HEALTH_PROBE;
 }
 
-static void health_up(struct route *r, unsigned i, const char *how)
+static void health_up(struct route *r, const struct server_entry *e, const char *how)
 {
-        struct upstream_server *s = server(r, i);
+        struct upstream_server *s = e->srv;
 
         atomic_store_explicit(&s->fails, 0, memory_order_relaxed);
         if (!atomic_load_explicit(&s->down, memory_order_relaxed))
                 return;
         if (atomic_exchange(&s->down, false))
-                log_notice("route %s: upstream %s is up again (%s)", r->cfg->name,
-                           r->cfg->upstreams[i].addr.text, how);
+                log_notice("route %s: upstream %s is up again (%s)", r->cfg->name, e->addr.text,
+                           how);
 }
 
 /* A failure while up: after `fails` in a row, the server goes down for the first back-off. */
-static void health_count_failure(struct route *r, unsigned i, uint64_t now_ms, const char *how)
+static void health_count_failure(struct route *r, const struct server_entry *e, uint64_t now_ms,
+                                 const char *how)
 {
         const struct cfg_health *h = &r->cfg->health;
-        struct upstream_server *s = server(r, i);
+        struct upstream_server *s = e->srv;
         uint64_t backoff = h->backoff_ms;
         unsigned fails;
         bool was_down = false;
@@ -74,22 +71,22 @@ static void health_count_failure(struct route *r, unsigned i, uint64_t now_ms, c
         if (atomic_compare_exchange_strong(&s->down, &was_down, true))
                 log_warning("route %s: upstream %s is down after %u failed connects (%s); "
                             "skipping it for %gs",
-                            r->cfg->name, r->cfg->upstreams[i].addr.text, fails, how,
-                            (double)backoff / 1000.0);
+                            r->cfg->name, e->addr.text, fails, how, (double)backoff / 1000.0);
 }
 
-void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t now_ms)
+void health_report(struct route *r, const struct server_entry *e, int result, bool probe,
+                   uint64_t now_ms)
 {
         const struct cfg_health *h = &r->cfg->health;
-        struct upstream_server *s = server(r, i);
+        struct upstream_server *s = e->srv;
         uint64_t backoff, max = h->backoff_max_ms;
 
         if (result == 0) {
-                health_up(r, i, probe ? "probe connected" : "connected");
+                health_up(r, e, probe ? "probe connected" : "connected");
                 return;
         }
         if (!probe) {
-                health_count_failure(r, i, now_ms, "client traffic");
+                health_count_failure(r, e, now_ms, "client traffic");
                 return;
         }
         atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed);
@@ -100,14 +97,14 @@ void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t
                 backoff = h->backoff_ms;
         atomic_store(&s->backoff_ms, backoff);
         atomic_store(&s->retry_ms, now_ms + backoff);
-        log_debug("route %s: upstream %s still down; next probe in %gs", r->cfg->name,
-                  r->cfg->upstreams[i].addr.text, (double)backoff / 1000.0);
+        log_debug("route %s: upstream %s still down; next probe in %gs", r->cfg->name, e->addr.text,
+                  (double)backoff / 1000.0);
 }
 
-void health_report_check(struct route *r, unsigned i, int result, uint64_t now_ms)
+void health_report_check(struct route *r, const struct server_entry *e, int result, uint64_t now_ms)
 {
         if (result == 0)
-                health_up(r, i, "health check connected");
+                health_up(r, e, "health check connected");
         else
-                health_count_failure(r, i, now_ms, "health check");
+                health_count_failure(r, e, now_ms, "health check");
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct route;
+struct server_entry;
 
 enum health_claim {
         HEALTH_SKIP,  /* down and in back-off, or another connection probes it */
@@ -20,13 +21,15 @@ enum health_claim {
 
 /* Up, or down with its back-off over (no claim taken), and not drained or in maintenance by
  * the admin: for balancing decisions. */
-bool health_available(const struct route *r, unsigned i, uint64_t now_ms);
-/* May this connection try server i now? At most one HEALTH_PROBE per back-off period. */
-enum health_claim health_claim(struct route *r, unsigned i, uint64_t now_ms);
-/* Outcome (0 or -errno) of a client connection's connect to server i. */
-void health_report(struct route *r, unsigned i, int result, bool probe, uint64_t now_ms);
-/* Outcome of an active check's connect to server i. */
-void health_report_check(struct route *r, unsigned i, int result, uint64_t now_ms);
-bool health_is_up(const struct route *r, unsigned i);
+bool health_available(const struct server_entry *e, uint64_t now_ms);
+/* May this connection try server e now? At most one HEALTH_PROBE per back-off period. */
+enum health_claim health_claim(const struct server_entry *e, uint64_t now_ms);
+/* Outcome (0 or -errno) of a client connection's connect to server e of route r. */
+void health_report(struct route *r, const struct server_entry *e, int result, bool probe,
+                   uint64_t now_ms);
+/* Outcome of an active check's connect to server e. */
+void health_report_check(struct route *r, const struct server_entry *e, int result,
+                         uint64_t now_ms);
+bool health_is_up(const struct server_entry *e);
 
 #endif

@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "gen.h"
 #include "metrics.h"
+#include "server_set.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -217,8 +218,10 @@ static void server_samples(struct mbuf *b, const struct gen *g, const char *name
         for (size_t i = 0; i < g->n_routes; i++) {
                 const struct route *r = &g->routes[i];
 
-                for (size_t j = 0; r->servers && j < r->cfg->n_upstreams; j++) {
-                        const struct upstream_server *s = r->servers[j];
+                struct server_set *set = route_set_get(r);
+
+                for (size_t j = 0; j < set->n; j++) {
+                        const struct upstream_server *s = set->e[j].srv;
                         unsigned long long v = f == SF_UP       ? !atomic_load(&s->down)
                                                : f == SF_ACTIVE ? atomic_load(&s->active)
                                                                 : atomic_load(&s->connect_failures);
@@ -226,9 +229,10 @@ static void server_samples(struct mbuf *b, const struct gen *g, const char *name
                         mbuf_printf(b, "%s{route=\"", name);
                         metrics_label_value(b, r->cfg->name);
                         mbuf_printf(b, "\",upstream=\"");
-                        metrics_label_value(b, r->cfg->upstreams[j].addr.text);
+                        metrics_label_value(b, set->e[j].addr.text);
                         mbuf_printf(b, "\"} %llu\n", v);
                 }
+                server_set_unref(set);
         }
 }
 
@@ -243,18 +247,21 @@ static void admin_state_samples(struct mbuf *b, const struct gen *g)
         for (size_t i = 0; i < g->n_routes; i++) {
                 const struct route *r = &g->routes[i];
 
-                for (size_t j = 0; r->servers && j < r->cfg->n_upstreams; j++) {
-                        unsigned st = atomic_load(&r->servers[j]->admin);
+                struct server_set *set = route_set_get(r);
+
+                for (size_t j = 0; j < set->n; j++) {
+                        unsigned st = atomic_load(&set->e[j].srv->admin);
 
                         for (unsigned k = ADMIN_STATE_READY; k <= ADMIN_STATE_MAINT; k++) {
                                 mbuf_printf(b, "%s{route=\"", name);
                                 metrics_label_value(b, r->cfg->name);
                                 mbuf_printf(b, "\",upstream=\"");
-                                metrics_label_value(b, r->cfg->upstreams[j].addr.text);
+                                metrics_label_value(b, set->e[j].addr.text);
                                 mbuf_printf(b, "\",state=\"%s\"} %d\n",
                                             admin_state_name((enum admin_state)k), st == k);
                         }
                 }
+                server_set_unref(set);
         }
 }
 

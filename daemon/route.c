@@ -1,79 +1,70 @@
-/* Upstream server state shared across configuration generations (see route.h): found by route
- * name and server address in the previous generation, reference-counted, freed by whichever
- * generation lets go last. */
+/* A route's published server set (see route.h): built at generation time from the literal
+ * upstreams and what the previous generation's route of the same name had (server state is
+ * kept by address), swapped under a small lock so that a reader's reference is never taken on
+ * a set being freed. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "route.h"
-#include "upstream.h"
-
-static struct upstream_server *server_new(void)
-{
-        struct upstream_server *s = calloc(1, sizeof(*s));
-
-        if (!s)
-                return NULL;
-        atomic_init(&s->refs, 1);
-        atomic_init(&s->active, 0);
-        atomic_init(&s->fails, 0);
-        atomic_init(&s->down, false);
-        atomic_init(&s->retry_ms, 0);
-        atomic_init(&s->backoff_ms, 0);
-        atomic_init(&s->connect_failures, 0);
-        return s;
-}
-
-static void server_unref(struct upstream_server *s)
-{
-        if (s && atomic_fetch_sub(&s->refs, 1) == 1)
-                free(s);
-}
+#include "server_set.h"
 
 static const struct route *find_route(const struct route *prev, size_t n_prev, const char *name)
 {
         for (size_t i = 0; prev && i < n_prev; i++) {
-                if (prev[i].cfg && prev[i].servers && strcmp(prev[i].cfg->name, name) == 0)
+                if (prev[i].cfg && prev[i].set && strcmp(prev[i].cfg->name, name) == 0)
                         return &prev[i];
         }
         return NULL;
 }
 
-static struct upstream_server *server_find(const struct route *old, const struct cfg_addr *a)
-{
-        for (size_t j = 0; old && j < old->cfg->n_upstreams; j++) {
-                if (cfg_addr_equal(&old->cfg->upstreams[j].addr, a)) {
-                        atomic_fetch_add(&old->servers[j]->refs, 1);
-                        return old->servers[j];
-                }
-        }
-        return server_new();
-}
-
 int route_servers_init(struct route *r, const struct route *prev, size_t n_prev)
 {
         const struct route *old = find_route(prev, n_prev, r->cfg->name);
-        size_t n = r->cfg->n_upstreams;
+        struct server_set *was = old ? route_set_get(old) : NULL;
+        int ret;
 
-        r->servers = calloc(n ? n : 1, sizeof(*r->servers));
-        if (!r->servers)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                r->servers[i] = server_find(old, &r->cfg->upstreams[i].addr);
-                if (!r->servers[i]) {
-                        route_servers_free(r);
-                        return -ENOMEM;
-                }
+        ret = server_set_build(r->cfg, NULL, was, &r->set);
+        server_set_unref(was);
+        if (ret < 0) {
+                r->set = NULL;
+                return ret;
         }
+        if (pthread_mutex_init(&r->set_lock, NULL) != 0) {
+                route_servers_free(r);
+                return -ENOMEM;
+        }
+        r->set_lock_ready = true;
         return 0;
 }
 
 void route_servers_free(struct route *r)
 {
-        if (!r->servers)
-                return;
-        for (size_t i = 0; i < r->cfg->n_upstreams; i++)
-                server_unref(r->servers[i]);
-        free(r->servers);
-        r->servers = NULL;
+        server_set_unref(r->set);
+        r->set = NULL;
+        if (r->set_lock_ready)
+                pthread_mutex_destroy(&r->set_lock);
+        r->set_lock_ready = false;
+}
+
+struct server_set *route_set_get(const struct route *r)
+{
+        pthread_mutex_t *lock = (pthread_mutex_t *)&r->set_lock; /* readers too take it */
+        struct server_set *s;
+
+        pthread_mutex_lock(lock);
+        s = server_set_ref(r->set);
+        pthread_mutex_unlock(lock);
+        return s;
+}
+
+void route_set_publish(struct route *r, struct server_set *s)
+{
+        struct server_set *old;
+
+        pthread_mutex_lock(&r->set_lock);
+        old = r->set;
+        r->set = s;
+        pthread_mutex_unlock(&r->set_lock);
+        server_set_unref(old);
 }

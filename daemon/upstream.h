@@ -12,6 +12,8 @@
 #include <evproxy/config.h>
 
 struct route;
+struct server_set;
+struct server_entry;
 
 /* Runtime state of one upstream server of a route, shared by every worker and by every
  * configuration generation that has it (route.h). Health fields are written by health.c only. */
@@ -39,6 +41,7 @@ struct upstream_server {
  * CFG_MAX_UPSTREAMS servers). Without memory for it, pass 1 hands out every server past the
  * 64th that it did not remember as tried, so none is left out (one may be tried twice). */
 struct upstream_pick {
+        struct server_set *set; /* the route's servers when the walk began (held to the end) */
         unsigned start;         /* first server of this walk */
         unsigned step;          /* ring positions visited in this pass */
         uint8_t pass;           /* 0 or 1; 2 = walk over */
@@ -51,7 +54,10 @@ struct upstream_pick {
         uint64_t *skipped_more; /* the same for servers 64.. (bit i-64), or NULL */
 };
 
+/* Take the route's current server set (held until upstream_end) and choose where to start. */
 void upstream_begin(struct route *r, struct upstream_pick *p);
+/* The entry handed out last (p->current), or NULL before the first. */
+const struct server_entry *upstream_current(const struct upstream_pick *p);
 /* The next server to try, or NULL when every server was tried. */
 const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p);
 /* Outcome of a connect to p->current (0 or -errno): counts failures, feeds health. A failure
@@ -59,6 +65,9 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p);
 void upstream_report(struct route *r, struct upstream_pick *p, int result);
 /* Release what the walk holds on its current server. Idempotent. */
 void upstream_release(struct route *r, struct upstream_pick *p);
+/* True if the walk had no server at all (the route's names have no address): then counted
+ * and logged for client (its text) with the names, and the caller ends it with end=no_server. */
+bool upstream_no_server(struct route *r, const struct upstream_pick *p, const char *client);
 /* The connection is over: release, and free what the walk allocated. Idempotent. */
 void upstream_end(struct route *r, struct upstream_pick *p);
 

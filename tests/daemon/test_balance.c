@@ -17,6 +17,7 @@
 
 #include "gen.h"
 #include "health.h"
+#include "server_set.h"
 #include "upstream.h"
 
 static struct gen *make(const char *opts)
@@ -75,7 +76,7 @@ static void test_walk_once_each(void **state)
         assert_int_equal(seen[0] + seen[1] + seen[2], 3);
         assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
         for (int i = 0; i < 3; i++)
-                assert_int_equal(atomic_load(&r->servers[i]->active), 0);
+                assert_int_equal(atomic_load(&r->set->e[i].srv->active), 0);
         gen_unref(g);
 }
 
@@ -146,21 +147,21 @@ static void test_passive_backoff(void **state)
         uint64_t now = evio_now_ms();
 
         fail_server(r, 0);
-        assert_true(health_is_up(r, 0));
+        assert_true(health_is_up(&r->set->e[0]));
         fail_server(r, 0);
-        assert_false(health_is_up(r, 0));
+        assert_false(health_is_up(&r->set->e[0]));
         for (int i = 0; i < 30; i++) /* skipped while in back-off */
                 assert_int_not_equal(first(r, &p, false), 0);
         /* Back-off over: exactly one probe. */
-        assert_int_equal(health_claim(r, 0, now + 250), HEALTH_PROBE);
-        assert_int_equal(health_claim(r, 0, now + 250), HEALTH_SKIP);
-        health_report(r, 0, -ECONNREFUSED, true, now + 250);
-        assert_int_equal(atomic_load(&r->servers[0]->backoff_ms), 350); /* doubled, capped */
-        assert_int_equal(health_claim(r, 0, now + 500), HEALTH_SKIP);
-        assert_int_equal(health_claim(r, 0, now + 600), HEALTH_PROBE);
-        health_report(r, 0, 0, true, now + 600);
-        assert_true(health_is_up(r, 0));
-        assert_int_equal(health_claim(r, 0, now + 600), HEALTH_UP);
+        assert_int_equal(health_claim(&r->set->e[0], now + 250), HEALTH_PROBE);
+        assert_int_equal(health_claim(&r->set->e[0], now + 250), HEALTH_SKIP);
+        health_report(r, &r->set->e[0], -ECONNREFUSED, true, now + 250);
+        assert_int_equal(atomic_load(&r->set->e[0].srv->backoff_ms), 350); /* doubled, capped */
+        assert_int_equal(health_claim(&r->set->e[0], now + 500), HEALTH_SKIP);
+        assert_int_equal(health_claim(&r->set->e[0], now + 600), HEALTH_PROBE);
+        health_report(r, &r->set->e[0], 0, true, now + 600);
+        assert_true(health_is_up(&r->set->e[0]));
+        assert_int_equal(health_claim(&r->set->e[0], now + 600), HEALTH_UP);
         gen_unref(g);
 }
 
@@ -174,7 +175,7 @@ static void test_all_down_still_tried(void **state)
         for (int i = 0; i < 3; i++)
                 fail_server(r, i);
         for (int i = 0; i < 3; i++)
-                assert_false(health_is_up(r, i));
+                assert_false(health_is_up(&r->set->e[i]));
         upstream_begin(r, &p);
         while (upstream_next(r, &p)) {
                 n++;
@@ -187,7 +188,7 @@ static void test_all_down_still_tried(void **state)
                 upstream_report(r, &p, -ECONNREFUSED);
         assert_int_equal(p.current, 2);
         upstream_report(r, &p, 0);
-        assert_true(health_is_up(r, 2));
+        assert_true(health_is_up(&r->set->e[2]));
         upstream_release(r, &p);
         gen_unref(g);
 }
@@ -234,13 +235,14 @@ static void test_active_check(void **state)
         struct route *r = &g->routes[0];
         uint64_t now = evio_now_ms();
 
-        health_report_check(r, 1, -ECONNREFUSED, now);
-        health_report_check(r, 1, -ECONNREFUSED, now);
-        assert_false(health_is_up(r, 1));
-        health_report_check(r, 1, -ECONNREFUSED, now); /* down stays down, no doubling */
-        assert_int_equal(atomic_load(&r->servers[1]->backoff_ms), 600000);
-        health_report_check(r, 1, 0, now);
-        assert_true(health_is_up(r, 1));
+        health_report_check(r, &r->set->e[1], -ECONNREFUSED, now);
+        health_report_check(r, &r->set->e[1], -ECONNREFUSED, now);
+        assert_false(health_is_up(&r->set->e[1]));
+        health_report_check(r, &r->set->e[1], -ECONNREFUSED,
+                            now); /* down stays down, no doubling */
+        assert_int_equal(atomic_load(&r->set->e[1].srv->backoff_ms), 600000);
+        health_report_check(r, &r->set->e[1], 0, now);
+        assert_true(health_is_up(&r->set->e[1]));
         gen_unref(g);
 }
 
@@ -251,8 +253,8 @@ static void test_fails_zero_never_down(void **state)
 
         for (int i = 0; i < 10; i++)
                 fail_server(r, 0);
-        assert_true(health_is_up(r, 0));
-        assert_int_equal(atomic_load(&r->servers[0]->connect_failures), 10);
+        assert_true(health_is_up(&r->set->e[0]));
+        assert_int_equal(atomic_load(&r->set->e[0].srv->connect_failures), 10);
         assert_int_equal(atomic_load(&r->st->connect_failures), 10);
         gen_unref(g);
 }
@@ -269,12 +271,12 @@ static void test_reload_shares_servers(void **state)
                                          NULL, &c, NULL),
                          0);
         assert_int_equal(gen_new(c, g, &g2), 0);
-        assert_ptr_equal(g2->routes[0].servers[1], g->routes[0].servers[1]);
-        assert_ptr_equal(g2->routes[0].servers[0], g->routes[0].servers[2]);
-        assert_false(health_is_up(&g2->routes[0], 1));
-        assert_true(health_is_up(&g2->routes[0], 2));
+        assert_ptr_equal(g2->routes[0].set->e[1].srv, g->routes[0].set->e[1].srv);
+        assert_ptr_equal(g2->routes[0].set->e[0].srv, g->routes[0].set->e[2].srv);
+        assert_false(health_is_up(&g2->routes[0].set->e[1]));
+        assert_true(health_is_up(&g2->routes[0].set->e[2]));
         gen_unref(g);
-        assert_false(health_is_up(&g2->routes[0], 1)); /* still there after the old one */
+        assert_false(health_is_up(&g2->routes[0].set->e[1])); /* still there after the old one */
         gen_unref(g2);
 }
 

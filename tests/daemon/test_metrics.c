@@ -17,6 +17,7 @@
 #include "gen.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "server_set.h"
 #include "upstream.h"
 
 static int parse(const char *s, struct mhttp_request *req)
@@ -133,8 +134,8 @@ static void test_exposition(void **state)
         atomic_store(&r->st->accepted, 7);
         atomic_store(&r->st->refused_acl, 2);
         atomic_store(&r->st->bytes_in, 12345678901ull);
-        atomic_store(&r->servers[1]->down, true);
-        atomic_store(&r->servers[0]->active, 3);
+        atomic_store(&r->set->e[1].srv->down, true);
+        atomic_store(&r->set->e[0].srv->active, 3);
         assert_int_equal(metrics_format(&d, &b), 0);
         assert_non_null(b.data);
         b.data[b.len] = 0;
