@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "dns.h"
 #include "gen.h"
 #include "health_check.h"
 #include "listener.h"
@@ -154,6 +155,8 @@ static int daemon_setup(struct daemon *d)
                 return r;
         if ((r = admin_server_start(d)) < 0) /* issue 15: admin socket, state file */
                 return r;
+        if ((r = dns_start(d)) < 0) /* issue 14: upstream names */
+                return r;
         r = drop_privileges(d, d->gen->cfg->user);
         if (r < 0)
                 return r;
@@ -245,6 +248,7 @@ static void daemon_teardown(struct daemon *d)
                 free(d->workers);
         }
         health_check_stop(d);
+        dns_stop(d); /* before the driver its resolver lives on */
         metrics_server_stop(d);
         admin_server_stop(d);
         daemon_status_stop(d);

@@ -11,6 +11,7 @@
 #include <evproxy/config.h>
 
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 
 #define DEFAULT_CONFIG "/etc/evproxy/evproxy.conf"
@@ -39,6 +40,7 @@ static int check_config(const char *path)
                 log_error("configuration file %s test failed", path);
                 return 1;
         }
+        dns_check_names(cfg); /* warns only: names may resolve later */
         cfg_free(cfg);
         log_notice("configuration file %s test is successful", path);
         return 0;

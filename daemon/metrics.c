@@ -16,6 +16,7 @@
 
 #include "admin_proto.h"
 #include "daemon.h"
+#include "dns.h"
 #include "gen.h"
 #include "metrics.h"
 #include "server_set.h"
@@ -285,5 +286,6 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
                 admin_state_samples(out, g);
         }
+        dns_metrics(d, out); /* issue 14: evproxy_resolver_* */
         return out->failed ? -ENOMEM : 0;
 }

@@ -15,6 +15,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "dns.h"
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
@@ -268,6 +269,7 @@ void daemon_reload(struct daemon *d)
         kept = count_reused(g, old);
         log_set_level(g->cfg->log_level);
         d->gen = g;
+        (void)dns_reload(d, g); /* names: logged; routes keep the addresses they carried */
         pipe_budget_set_limit(&d->shared.pipe_budget,
                               g->cfg->pipe_memory); /* from the next pipe on */
         log_notice("reloaded %s: %zu routes, %zu listeners (%zu kept, %zu new, %zu removed)",

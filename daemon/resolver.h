@@ -162,6 +162,10 @@ int resolver_watch(struct resolver *res, const char *name, uint16_t port,
  * become servers with the record's port, priority and weight. */
 int resolver_watch_srv(struct resolver *res, const char *name, enum resolver_family family,
                        resolver_watch_fn *cb, void *arg, struct resolver_watch **out);
+/* This watch's own refresh bounds and NXDOMAIN hold (a route's resolver settings); 0 keeps the
+ * resolver's value. Takes effect from the next answer on. */
+void resolver_watch_limits(struct resolver_watch *w, uint32_t ttl_min_ms, uint32_t ttl_max_ms,
+                           uint32_t nxdomain_hold_ms);
 /* Stop watching; w is invalid afterwards. Safe from the watch's own callback. Accepts NULL. */
 void resolver_unwatch(struct resolver_watch *w);
 /* Look the name up again now (e.g. every address failed to connect), at most once per

@@ -74,6 +74,7 @@ struct resolver_watch {
         unsigned failures; /* lookups without an answer in a row */
         uint64_t last_success_ms, last_start_ms, negative_since_ms; /* 0: never */
         uint64_t lookups[RESOLVER_STATUS_COUNT];
+        uint32_t ttl_min_ms, ttl_max_ms, hold_ms; /* 0: the resolver's (resolver_watch_limits) */
 };
 
 #define resolver__assert_owner(res) assert(pthread_equal(pthread_self(), (res)->owner))

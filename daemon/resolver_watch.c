@@ -225,11 +225,13 @@ static uint64_t refresh_delay(struct resolver_watch *w, uint32_t ttl_s)
 {
         const struct resolver_options *o = &w->res->o;
         uint64_t ms = ttl_s == UINT32_MAX ? 0 : (uint64_t)ttl_s * 1000;
+        uint64_t lo = w->ttl_min_ms ? w->ttl_min_ms : o->ttl_min_ms;
+        uint64_t hi = w->ttl_max_ms ? w->ttl_max_ms : o->ttl_max_ms;
 
-        if (ms < o->ttl_min_ms)
-                ms = o->ttl_min_ms;
-        if (ms > o->ttl_max_ms)
-                ms = o->ttl_max_ms;
+        if (ms < lo)
+                ms = lo;
+        if (ms > hi)
+                ms = hi;
         return jitter(w->res, ms);
 }
 
@@ -299,6 +301,7 @@ static void apply(struct resolver_watch *w, struct resolver_round *rd)
         const char *detail;
         enum resolver_status st = round_status(rd, &detail);
         uint64_t now = evio_now_ms(), delay;
+        uint64_t hold = w->hold_ms ? w->hold_ms : res->o.nxdomain_hold_ms;
 
         w->lookups[st]++;
         res->m.lookups[st]++;
@@ -313,9 +316,9 @@ static void apply(struct resolver_watch *w, struct resolver_round *rd)
                 if (!w->negative_since_ms)
                         w->negative_since_ms = now;
                 delay = backoff(w);
-                if (w->set->len && now - w->negative_since_ms < res->o.nxdomain_hold_ms &&
-                    w->negative_since_ms + res->o.nxdomain_hold_ms - now < delay)
-                        delay = w->negative_since_ms + res->o.nxdomain_hold_ms - now;
+                if (w->set->len && now - w->negative_since_ms < hold &&
+                    w->negative_since_ms + hold - now < delay)
+                        delay = w->negative_since_ms + hold - now;
         } else {
                 w->failures++;
                 delay = backoff(w);
@@ -331,7 +334,7 @@ static void apply(struct resolver_watch *w, struct resolver_round *rd)
         }
         set_health(w, RESOLVER_HEALTH_FAILING, st, detail);
         if (resolver_status_is_negative(st)) {
-                if (w->set->len && now - w->negative_since_ms >= res->o.nxdomain_hold_ms)
+                if (w->set->len && now - w->negative_since_ms >= hold)
                         publish(w, NULL, 0, st, detail);
         } else if (!w->set->len && rd->n) {
                 /* Nothing good to keep: what did answer (some SRV targets) beats nothing. */
@@ -472,6 +475,15 @@ static void watch_unlink(struct resolver_watch *w)
                 w->next->prev = w->prev;
         w->prev = w->next = NULL;
         res->m.watches--;
+}
+
+void resolver_watch_limits(struct resolver_watch *w, uint32_t ttl_min_ms, uint32_t ttl_max_ms,
+                           uint32_t nxdomain_hold_ms)
+{
+        resolver__assert_owner(w->res);
+        w->ttl_min_ms = ttl_min_ms;
+        w->ttl_max_ms = ttl_max_ms;
+        w->hold_ms = nxdomain_hold_ms;
 }
 
 void resolver_unwatch(struct resolver_watch *w)

@@ -121,12 +121,12 @@ static void print_status(FILE *out, json_t *resp)
 
 static void print_servers(FILE *out, json_t *resp)
 {
-        struct table t = {.n_cols = 8};
+        struct table t = {.n_cols = 9};
         char b[3][32];
         json_t *s;
         size_t i;
 
-        table_add(&t, (const char *const[]){"ROUTE", "SERVER", "STATE", "HEALTH", "ACTIVE",
+        table_add(&t, (const char *const[]){"ROUTE", "SERVER", "NAME", "STATE", "HEALTH", "ACTIVE",
                                             "CONNECTS", "FAILURES", "LAST_ERROR"});
         json_array_foreach(json_object_get(resp, "servers"), i, s)
         {
@@ -135,12 +135,14 @@ static void print_servers(FILE *out, json_t *resp)
 
                 snprintf(err, sizeof(err), "%s (%s)", json_string_value(e),
                          str(s, "last_error_time"));
-                table_add(&t, (const char *const[]){str(s, "route"), str(s, "server"),
-                                                    str(s, "state"), str(s, "health"),
-                                                    num(s, "active", b[0], sizeof(b[0])),
-                                                    num(s, "connects", b[1], sizeof(b[1])),
-                                                    num(s, "connect_failures", b[2], sizeof(b[2])),
-                                                    json_is_string(e) ? err : "-"});
+                /* NAME: the upstream name the address came from; "-" for a literal. */
+                table_add(&t,
+                          (const char *const[]){str(s, "route"), str(s, "server"), str(s, "name"),
+                                                str(s, "state"), str(s, "health"),
+                                                num(s, "active", b[0], sizeof(b[0])),
+                                                num(s, "connects", b[1], sizeof(b[1])),
+                                                num(s, "connect_failures", b[2], sizeof(b[2])),
+                                                json_is_string(e) ? err : "-"});
         }
         table_print(out, &t);
 }
