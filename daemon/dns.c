@@ -170,12 +170,14 @@ static int publish(struct dns *dns, struct route *r, const struct dns_name *chan
                 server_set_unref(old);
                 return log_error_errno(ret, "route %s: new server set", r->cfg->name);
         }
+        route_set_publish(r, server_set_ref(set));
+        dns->d->sets_serial++;
+        /* Logged once in use: a reader of the log may count on the new addresses. */
         for (const struct dns_name *x = dns->names; x; x = x->next)
                 if (x->r == r && (!changed || x == changed))
                         log_change(x, old, set);
         server_set_unref(old);
-        route_set_publish(r, set);
-        dns->d->sets_serial++;
+        server_set_unref(set);
         return 0;
 }
 

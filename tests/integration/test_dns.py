@@ -37,6 +37,9 @@ from evtest import check  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 TTL = 1
+# Under a checker (CI's valgrind pass) the daemon is several times slower: time bounds grow,
+# and latency figures are printed but not compared (the ASan and plain runs compare them).
+SLOW = 4 if os.environ.get("EVTEST_WRAPPER") else 1
 
 
 class IpAddr(ev.Addr):
@@ -182,11 +185,13 @@ def several_a_balanced(ctx):
     dns.start()
     listen = ctx.addr("tcp4")
     sock = os.path.join(ctx.tmpdir, "admin.sock")
+    maddr = ctx.addr("tcp4", "m")
     d = start_daemon(ctx, [{"name": "web", "listen": [listen],
                             "upstreams": ["web.test:%d" % port]}], dns,
                      admin={"listen": "unix:" + sock, "state_file":
-                            os.path.join(ctx.tmpdir, "state")})
+                            os.path.join(ctx.tmpdir, "state")}, metrics={"listen": maddr})
     d.admin_sock = sock
+    d.metrics = maddr
     wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
     d.wait_line(r"route web: web\.test:%d now resolves to \[127\.0\.0\.2:%d, 127\.0\.0\.3:%d, "
                 r"127\.0\.0\.4:%d\]" % (port, port, port, port), 5)
@@ -205,8 +210,25 @@ def several_a_balanced(ctx):
           "servers: %r" % servers)
     rc, out, err = ev.run_cmd([os.path.join(os.path.dirname(ctx.evproxyd), "evproxyctl"), "-s",
                                sock, "servers", "web"])
-    check(rc == 0 and "web.test:%d" % port in out, "evproxyctl servers table: %s" % out)
+    check(rc == 0 and re.search(r"127\.0\.0\.2:%d +web\.test:%d +ready" % (port, port), out),
+          "evproxyctl servers table: %s" % out)
+    text = scrape(d.metrics)
+    for want in (r'evproxy_resolver_lookups_total\{result="ok"\} [1-9]',
+                 r'evproxy_resolver_addresses\{route="web",name="web\.test:%d"\} 3' % port,
+                 r'evproxy_resolver_seconds_since_success\{route="web",name="web\.test:%d"\} '
+                 r'[0-9.]+\n' % port,
+                 r'evproxy_upstream_up\{route="web",upstream="127\.0\.0\.4:%d"\} 1' % port):
+        check(re.search(want, text), "metrics: no %s in\n%s" % (want, text))
     d.stop()
+
+
+def scrape(maddr):
+    c = ev.connect(maddr, timeout=5)
+    try:
+        c.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        return ev.recv_all(c, keep=True)[2].decode()
+    finally:
+        c.close()
 
 
 @ev.test
@@ -302,17 +324,39 @@ def answer_change(ctx):
     t0 = time.monotonic()
     n = d.count_lines(r"<6>access route=app")
     # Within TTL + 1 s (+ the refresh's 10% jitter and the access-log round trip).
-    line = d.wait_line(r"access route=app .*upstream=127\.0\.0\.3:%d" % port, TTL + 1.5)
+    line = d.wait_line(r"access route=app .*upstream=127\.0\.0\.3:%d" % port, (TTL + 1.5) * SLOW)
     took = time.monotonic() - t0
     time.sleep(0.3)
     traffic.stop()
     check(not traffic.failures, "connections failed during the change: %r" % traffic.failures[:3])
     check(traffic.ok > 10, "only %d connections went through" % traffic.ok)
-    check(took <= TTL + 1.5, "new answer used after %.2fs" % took)
+    check(took <= (TTL + 1.5) * SLOW, "new answer used after %.2fs" % took)
     d.wait_line(r"app\.test:%d now resolves to \[127\.0\.0\.3:%d\] \(added: 127\.0\.0\.3:%d; "
                 r"removed: 127\.0\.0\.2:%d\)" % (port, port, port, port), 2)
     print("  new answer used %.2fs after the change (%d connections, %d before)" %
           (took, traffic.ok, n))
+    d.stop()
+
+
+@ev.test
+def all_failed_refresh_now(ctx):
+    """Every address of a name refuses: the name is looked up again at once, long before its
+    TTL (60 s here) would have it."""
+    if not need_dnsmasq():
+        return
+    port = ev.free_port()
+    server_on(ctx, "127.0.0.3", port)  # nothing listens on 127.0.0.2:port
+    dns = Dns(ctx, ttl=60)
+    dns.set_hosts(["127.0.0.2 flip.test"])
+    dns.start()
+    listen = ctx.addr("tcp4")
+    d = start_daemon(ctx, [{"name": "flip", "listen": [listen], "health": {"fails": 2},
+                            "upstreams": ["flip.test:%d" % port]}],
+                     resolver=dns.resolver(refresh={"min": 30, "max": 60}))
+    d.wait_line(r"flip\.test:%d now resolves to \[127\.0\.0\.2:%d\]" % (port, port), 5)
+    dns.set_hosts(["127.0.0.3 flip.test"])
+    wait_for(lambda: try_roundtrip(listen), 5 * SLOW, "a lookup after every address failed")
+    d.wait_line(r"every address of flip\.test:%d failed; looking it up again" % port, 1)
     d.stop()
 
 
@@ -454,16 +498,27 @@ def drain_removed(ctx):
     wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
     held = ev.connect(listen)
     ev.echo_roundtrip(held, b"before\n")
+    held_client = "127.0.0.1:%d" % held.getsockname()[1]
     dns.set_hosts(["127.0.0.3 mv.test"])
     d.wait_line(r"mv\.test:%d now resolves to \[127\.0\.0\.3:%d\]" % (port, port), TTL + 3)
-    roundtrip(listen)  # a new connection goes to the new address
+    new = ev.connect(listen)  # a new connection goes to the new address
+    ev.echo_roundtrip(new, b"new\n")
+    new_client = "127.0.0.1:%d" % new.getsockname()[1]
+    new.close()
     for i in range(5):  # the old one still flows, to its old address
         ev.echo_roundtrip(held, b"after %d\n" % i)
     held.close()
-    acc = d.wait_access(3, route="mv")
-    ups = [a["upstream"] for a in acc]
-    check(ups[-1] == "127.0.0.2:%d" % port and "127.0.0.3:%d" % port in ups[:-1],
-          "access upstreams: %r" % ups)
+    dl = ev.deadline(5)
+    while time.monotonic() < dl:
+        by_client = {a["client"]: a for a in d.access(route="mv")}
+        if held_client in by_client and new_client in by_client:
+            break
+        time.sleep(0.05)
+    check(by_client.get(new_client, {}).get("upstream") == "127.0.0.3:%d" % port,
+          "new connection: %r" % by_client.get(new_client))
+    h = by_client.get(held_client, {})
+    check(h.get("upstream") == "127.0.0.2:%d" % port and h.get("bytes_in") == 7 + 5 * 8,
+          "held connection: %r" % h)
     d.stop()
 
 
@@ -528,16 +583,11 @@ def check_warns(ctx):
     check(took < 10, "-t took %.1fs" % took)
 
 
-def connect_times(listen, n, dl):
-    """Setup latency (connect + first echo) of n new connections, in ms."""
-    out = []
-    for _ in range(n):
-        if time.monotonic() > dl:
-            break
-        t0 = time.monotonic()
-        roundtrip(listen)
-        out.append((time.monotonic() - t0) * 1000)
-    return out
+def setup_ms(listen):
+    """Setup latency of one new connection (connect + first echo), in ms."""
+    t0 = time.monotonic()
+    roundtrip(listen)
+    return (time.monotonic() - t0) * 1000
 
 
 def p99(xs):
@@ -577,32 +627,41 @@ class BlackHoleDns:
 
 @ev.test
 def stuck_dns_no_latency(ctx):
-    up = ctx.server("tcp4", ev.echo_handler)
-    listen = ctx.addr("tcp4")
-    lit = {"name": "lit", "listen": [listen], "upstreams": [up.addr]}
-    samples = 300
-    # Without: a literal route alone.
-    d = start_daemon(ctx, [lit], access_log=False, workers=1)
-    roundtrip(listen)
-    base = connect_times(listen, samples, ev.deadline(30))
-    d.stop()
-    # With: the same, while a name's lookups go to a server that never answers.
+    """Two daemons side by side, the same literal route each; one also has names whose lookups
+    go to a DNS server that never answers. New connections alternate between them, so both
+    see the same machine noise; their p99 setup latencies are compared."""
     hole = BlackHoleDns(ctx)
+    up = ctx.server("tcp4", ev.echo_handler)
+    base_l, stuck_l = ctx.addr("tcp4"), ctx.addr("tcp4")
+    start_daemon(ctx, [{"name": "lit", "listen": [base_l], "upstreams": [up.addr]}],
+                 access_log=False, workers=1)
     named = {"name": "stuck", "listen": [ctx.addr("tcp4")],
              "upstreams": ["stuck%d.test:80" % i for i in range(8)]}
-    d = start_daemon(ctx, [lit, named], access_log=False, workers=1,
-                     resolver={"nameservers": ["127.0.0.1:%d" % hole.port], "timeout": 0.2,
-                               "attempts": 1, "refresh": {"min": 0.2, "max": 1}})
-    roundtrip(listen)
-    stuck = connect_times(listen, samples, ev.deadline(30))
-    d.wait_line(r"resolving stuck0\.test:80 fails \(timeout", 5)
-    d.stop()
-    check(len(base) == samples and len(stuck) == samples, "samples: %d %d" % (len(base),
-                                                                               len(stuck)))
+    d = ctx.daemon(ev.make_config(
+        [{"name": "lit", "listen": [stuck_l], "upstreams": [up.addr]}, named],
+        access_log=False, workers=1,
+        resolver={"nameservers": ["127.0.0.1:%d" % hole.port], "timeout": 0.2, "attempts": 1,
+                  "refresh": {"min": 0.2, "max": 1}}), name="stuck")
+    d.start()
+    d.wait_line(r"resolving stuck0\.test:80 fails \(timeout", 5 * SLOW)
+    base, stuck = [], []
+    dl = ev.deadline(40)
+    for _ in range(400):
+        if time.monotonic() > dl:
+            break
+        base.append(setup_ms(base_l))
+        stuck.append(setup_ms(stuck_l))
+    check(len(base) >= 200, "only %d samples in 40 s" % len(base))
+    check(d.count_lines(r"resolving stuck\d\.test:80 fails") == 8, "lookups not stuck")
     b, s = p99(base), p99(stuck)
-    print("  p99 setup latency: %.2f ms without, %.2f ms with a stuck DNS server" % (b, s))
-    # "No worse": within noise of a shared 2-core machine (x2 or +2 ms, whichever is larger).
-    check(s <= max(2 * b, b + 2.0), "p99 %.2f ms with a stuck DNS vs %.2f ms without" % (s, b))
+    print("  p99 setup latency over %d connections each: %.2f ms without, %.2f ms with a stuck "
+          "DNS server" % (len(base), b, s))
+    # "No worse": within noise of a shared 2-core machine (x1.5 or +2 ms, whichever is larger).
+    if SLOW == 1:
+        check(s <= max(1.5 * b, b + 2.0), "p99 %.2f ms with a stuck DNS vs %.2f ms without"
+              % (s, b))
+    for x in ctx.daemons:
+        x.stop()
 
 
 if __name__ == "__main__":
