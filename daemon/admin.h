@@ -12,6 +12,10 @@ struct daemon;
 int admin_server_start(struct daemon *d);
 /* Close the socket and every admin connection. Accepts a daemon without one. */
 void admin_server_stop(struct daemon *d);
+/* Route r (current generation) published a new server set: apply the state file's entries that
+ * waited for one of its addresses (an upstream name that resolved after the start). */
+struct route;
+void admin_state_set_published(struct daemon *d, struct route *r);
 /* reload.c: a reload ended; error is NULL when every worker applied the new configuration,
  * else why it failed (file:line: ...). Answers the admin clients waiting for it. */
 void admin_reload_done(struct daemon *d, const char *error);

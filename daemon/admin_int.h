@@ -31,8 +31,9 @@ struct admin_server {
         struct cfg_addr addr; /* copies: the configuration may be reloaded */
         mode_t mode;
         char *state_file;
-        char *saved;                   /* what the state file holds now (admin_state.c), or NULL */
-        gid_t gid;                     /* the socket file's group when it was made */
+        char *saved;     /* what the state file holds now (admin_state.c), or NULL */
+        json_t *pending; /* file entries for addresses a route's names have not given yet */
+        gid_t gid;       /* the socket file's group when it was made */
         struct evio_registration lreg; /* the listening socket */
         struct sock_file file;         /* its socket file, as we created it (sock.h) */
         struct evio_timer retry, reload_kick;

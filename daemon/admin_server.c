@@ -476,6 +476,7 @@ void admin_server_stop(struct daemon *d)
         evio_reg_close(&a->lreg);
         sock_file_remove(&a->file, &a->addr, "admin: ");
         free(a->saved);
+        json_decref(a->pending);
         free(a->state_file);
         free(a);
         d->admin = NULL;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "admin_int.h"
 #include "daemon.h"
 #include "gen.h"
@@ -23,6 +24,11 @@
 
 #define STATE_VERSION  1
 #define STATE_MAX_SIZE (16u << 20)
+
+static json_t *a_pending(struct daemon *d)
+{
+        return d->admin ? d->admin->pending : NULL;
+}
 
 /* The file's text for d's current states (malloc'd), or NULL without memory. */
 static char *state_text(struct daemon *d)
@@ -49,6 +55,8 @@ static char *state_text(struct daemon *d)
                 }
                 server_set_unref(set);
         }
+        for (size_t i = 0; !failed && a_pending(d) && i < json_array_size(a_pending(d)); i++)
+                failed = json_array_append(list, json_array_get(a_pending(d), i)) != 0;
         if (!failed)
                 text = json_dumps(root, JSON_INDENT(2));
         json_decref(root);
@@ -174,6 +182,14 @@ static int apply_entry(struct admin_server *a, json_t *e, size_t index, bool *dr
         r = admin_find_route(a->d, route);
         set = r ? route_set_get(r) : NULL;
         i = set ? admin_find_server(set, server) : -1;
+        if (i < 0 && r && r->cfg->n_named && st != ADMIN_STATE_READY) {
+                /* Perhaps an address of one of its names, not resolved yet: kept until it is
+                 * (admin_state_set_published), and in the file meanwhile. */
+                server_set_unref(set);
+                if (!a->pending && !(a->pending = json_array()))
+                        return -ENOMEM;
+                return json_array_append(a->pending, e) == 0 ? 0 : -ENOMEM;
+        }
         if (i < 0) {
                 server_set_unref(set);
                 log_notice("admin: state file: route %s server %s is no longer configured; its "
@@ -260,4 +276,40 @@ int admin_state_load(struct admin_server *a)
         if (admin_state_save(a, why, sizeof(why)) < 0)
                 log_warning("admin: %s", why);
         return 0;
+}
+
+void admin_state_set_published(struct daemon *d, struct route *r)
+{
+        struct admin_server *a = d->admin;
+        struct server_set *set;
+        const char *route, *server, *state;
+        enum admin_state st;
+        bool applied = false;
+        char why[600];
+        size_t i = 0;
+
+        if (!a || !a->pending)
+                return;
+        set = route_set_get(r);
+        while (i < json_array_size(a->pending)) {
+                json_t *e = json_array_get(a->pending, i);
+                int k;
+
+                if (json_unpack(e, "{s:s, s:s, s:s}", "route", &route, "server", &server, "state",
+                                &state) < 0 ||
+                    strcmp(route, r->cfg->name) != 0 || (k = admin_find_server(set, server)) < 0 ||
+                    admin_state_parse(state, &st) < 0) {
+                        i++;
+                        continue;
+                }
+                atomic_store(&set->e[k].srv->admin, st);
+                log_notice("admin: route %s server %s (%s): %s (from the state file, now that "
+                           "its name resolved)",
+                           route, server, set->e[k].name, state);
+                json_array_remove(a->pending, i);
+                applied = true;
+        }
+        server_set_unref(set);
+        if (applied && admin_state_save(a, why, sizeof(why)) < 0)
+                log_warning("admin: %s", why);
 }

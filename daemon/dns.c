@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "dns.h"
 #include "gen.h"
@@ -172,6 +173,7 @@ static int publish(struct dns *dns, struct route *r, const struct dns_name *chan
         }
         route_set_publish(r, server_set_ref(set));
         dns->d->sets_serial++;
+        admin_state_set_published(dns->d, r); /* drain/maint of addresses that were not yet */
         /* Logged once in use: a reader of the log may count on the new addresses. */
         for (const struct dns_name *x = dns->names; x; x = x->next)
                 if (x->r == r && (!changed || x == changed))

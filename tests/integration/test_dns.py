@@ -563,6 +563,48 @@ def reload_keeps_state(ctx):
 
 
 @ev.test
+def restart_keeps_named_maint(ctx):
+    """maint on an address of a name is in the state file; after a restart it applies as soon
+    as the name resolves to that address again (not dropped as unknown at start)."""
+    if not need_dnsmasq():
+        return
+    port = ev.free_port()
+    server_on(ctx, "127.0.0.2", port)
+    server_on(ctx, "127.0.0.3", port)
+    dns = Dns(ctx)
+    dns.set_hosts(["127.0.0.2 rs.test", "127.0.0.3 rs.test"])
+    dns.start()
+    listen = ctx.addr("tcp4")
+    sock = os.path.join(ctx.tmpdir, "admin.sock")
+    text = ev.make_config([{"name": "rs", "listen": [listen], "upstreams": ["rs.test:%d" % port]}],
+                          resolver=dns.resolver(),
+                          admin={"listen": "unix:" + sock,
+                                 "state_file": os.path.join(ctx.tmpdir, "st")})
+    d = ctx.daemon(text)
+    d.start()
+    d.admin_sock = sock
+    d.wait_line(r"rs\.test:%d now resolves to \[127\.0\.0\.2:%d, 127\.0\.0\.3:%d\]"
+                % (port, port, port), 5)
+    rc, out, err = admin(ctx, d, "maint", "rs", "127.0.0.3:%d" % port)
+    check(rc == 0, "maint: %s %s" % (out, err))
+    d.stop()
+    d2 = ctx.daemon(text, name="again")
+    d2.start()
+    d2.admin_sock = sock
+    d2.wait_line(r"route rs server 127\.0\.0\.3:%d \(rs\.test:%d\): maint \(from the state "
+                 r"file, now that its name resolved\)" % (port, port), 5)
+    for _ in range(4):
+        roundtrip(listen)
+    rc, out, err = admin(ctx, d2, "servers", "rs")
+    servers = {s["server"]: s["admin"] for s in json.loads(out)["servers"]}
+    check(servers == {"127.0.0.2:%d" % port: "ready", "127.0.0.3:%d" % port: "maint"},
+          "after the restart: %r" % servers)
+    ups = [a["upstream"] for a in d2.access(route="rs") if a["end"] != "no_server"]
+    check(set(ups) == {"127.0.0.2:%d" % port}, "maint address used: %r" % ups)
+    d2.stop()
+
+
+@ev.test
 def check_warns(ctx):
     if not need_dnsmasq():
         return
