@@ -35,14 +35,18 @@ static struct gen *make(const char *opts)
         return g;
 }
 
-/* First server of a fresh walk, held (as a connection would), or released if !keep. */
+/* First server of a fresh walk, held (as a connection would: upstream_end() it later), or
+ * ended at once if !keep. */
 static int first(struct route *r, struct upstream_pick *p, bool keep)
 {
+        int i;
+
         upstream_begin(r, p);
         assert_non_null(upstream_next(r, p));
+        i = p->current;
         if (!keep)
-                upstream_release(r, p);
-        return p->current;
+                upstream_end(r, p);
+        return i;
 }
 
 static void test_round_robin(void **state)
@@ -73,6 +77,7 @@ static void test_walk_once_each(void **state)
                 upstream_report(r, &p, -ECONNREFUSED);
         }
         assert_null(upstream_next(r, &p));
+        upstream_end(r, &p);
         assert_int_equal(seen[0] + seen[1] + seen[2], 3);
         assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
         for (int i = 0; i < 3; i++)
@@ -94,10 +99,13 @@ static void test_least_conn(void **state)
                 if (held[i].current == 1)
                         upstream_release(r, &held[i]);
         }
-        for (int i = 0; i < 3; i++) {
-                struct upstream_pick p;
-                assert_int_equal(first(r, &p, true), 1);
-        }
+        struct upstream_pick more[3];
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(first(r, &more[i], true), 1);
+        for (int i = 0; i < 3; i++)
+                upstream_end(r, &more[i]);
+        for (int i = 0; i < 9; i++)
+                upstream_end(r, &held[i]); /* the walk holds its server set until then */
         gen_unref(g);
 }
 
@@ -105,6 +113,7 @@ static void test_random_two_choices(void **state)
 {
         struct gen *g = make("balance = \"random\";");
         struct route *r = &g->routes[0];
+        static struct upstream_pick held[300];
         struct upstream_pick p;
         int counts[3] = {0};
 
@@ -114,9 +123,11 @@ static void test_random_two_choices(void **state)
                 assert_true(counts[i] > 800 && counts[i] < 1200);
         memset(counts, 0, sizeof(counts));
         for (int i = 0; i < 300; i++) /* held: the less loaded of two wins */
-                counts[first(r, &p, true)]++;
+                counts[first(r, &held[i], true)]++;
         for (int i = 0; i < 3; i++)
                 assert_true(counts[i] >= 95 && counts[i] <= 105);
+        for (int i = 0; i < 300; i++)
+                upstream_end(r, &held[i]);
         gen_unref(g);
 }
 
@@ -182,6 +193,7 @@ static void test_all_down_still_tried(void **state)
                 upstream_report(r, &p, -ECONNREFUSED);
         }
         assert_int_equal(n, 3);
+        upstream_end(r, &p);
         /* One server is back: the last-resort pass finds it and it is up again. */
         upstream_begin(r, &p);
         while (upstream_next(r, &p) && p.current != 2)
@@ -189,7 +201,7 @@ static void test_all_down_still_tried(void **state)
         assert_int_equal(p.current, 2);
         upstream_report(r, &p, 0);
         assert_true(health_is_up(&r->set->e[2]));
-        upstream_release(r, &p);
+        upstream_end(r, &p);
         gen_unref(g);
 }
 

@@ -74,7 +74,7 @@ def status_and_servers(ctx):
     check(e["connects"] == 4 and e["last_error"] is None, "echo totals: %s" % e)
     rc, out, _ = au.ctl(ctx, sock, "servers")
     check(rc == 0 and "Connection refused" in out, "servers text: %s" % out)
-    check(re.search(r"^web\s+%s\s+ready\s+up\s+1\s+4\s+0\s+-$" % re.escape(echo.addr.conf), out,
+    check(re.search(r"^web\s+%s\s+-\s+ready\s+up\s+1\s+4\s+0\s+-$" % re.escape(echo.addr.conf), out,
                     re.M), "servers table: %s" % out)
     rc, out, err = au.ctl(ctx, sock, "servers", "nope")
     check(rc == 1 and 'no route "nope"' in err and out == "", "unknown route: %s %s" % (rc, err))

@@ -329,7 +329,7 @@ def answer_change(ctx):
     time.sleep(0.3)
     traffic.stop()
     check(not traffic.failures, "connections failed during the change: %r" % traffic.failures[:3])
-    check(traffic.ok > 10, "only %d connections went through" % traffic.ok)
+    check(traffic.ok >= 5, "only %d connections went through" % traffic.ok)
     check(took <= (TTL + 1.5) * SLOW, "new answer used after %.2fs" % took)
     d.wait_line(r"app\.test:%d now resolves to \[127\.0\.0\.3:%d\] \(added: 127\.0\.0\.3:%d; "
                 r"removed: 127\.0\.0\.2:%d\)" % (port, port, port, port), 2)
