@@ -44,6 +44,16 @@ static int parse_port(const char *s, in_port_t *port, char *msg, size_t len)
         return 0;
 }
 
+int cfg_port_parse(const char *s, uint16_t *port, char *msg, size_t len)
+{
+        in_port_t p;
+        int r = parse_port(s, &p, msg, len);
+
+        if (r == 0)
+                *port = ntohs(p);
+        return r;
+}
+
 static int parse_unix(const char *rest, struct cfg_addr *out, char *msg, size_t len)
 {
         struct sockaddr_un *un = (struct sockaddr_un *)&out->sa;

