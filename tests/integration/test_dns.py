@@ -15,6 +15,9 @@ search_domain: a short name resolved through the search domain of the test's res
 etc_hosts: a name only in /etc/hosts (bind-mounted in a private mount namespace).
 drain_removed: an established connection keeps flowing after its address left the answer.
 reload_keeps_state: drain state and counters of an address survive a reload.
+reload_new_nameservers: a reload with other resolver.nameservers rebuilds the resolver.
+restart_keeps_named_maint: maint of a name's address, in the state file, applies once it resolves.
+all_failed_refresh_now: every address of a name failed: looked up again at once.
 check_warns: evproxyd -t warns about a name that does not resolve, and exits 0.
 stuck_dns_no_latency: a DNS server that never answers adds no latency to a literal route
   (p99 of new connections measured with and without, bounded).
@@ -61,11 +64,11 @@ class IpAddr(ev.Addr):
 class Dns:
     """dnsmasq for one test: hosts-file answers with TTL 1, SRV records from srv lines."""
 
-    def __init__(self, ctx, srv=(), ttl=TTL):
+    def __init__(self, ctx, srv=(), ttl=TTL, tag=""):
         self.ctx = ctx
         self.port = ev.free_port()
-        self.hosts = os.path.join(ctx.tmpdir, "dns-hosts")
-        self.log = os.path.join(ctx.tmpdir, "dnsmasq.log")
+        self.hosts = os.path.join(ctx.tmpdir, "dns-hosts" + tag)
+        self.log = os.path.join(ctx.tmpdir, "dnsmasq%s.log" % tag)
         self.srv = list(srv)
         self.ttl = ttl
         self.proc = None
@@ -601,6 +604,39 @@ def restart_keeps_named_maint(ctx):
     ups = [a["upstream"] for a in d2.access(route="rs") if a["end"] != "no_server"]
     check(set(ups) == {"127.0.0.2:%d" % port}, "maint address used: %r" % ups)
     d2.stop()
+
+
+@ev.test
+def reload_new_nameservers(ctx):
+    """A reload that changes resolver.nameservers rebuilds the resolver: the name is answered by
+    the new server at once, and no connection is refused meanwhile."""
+    if not need_dnsmasq():
+        return
+    port = ev.free_port()
+    server_on(ctx, "127.0.0.2", port)
+    server_on(ctx, "127.0.0.3", port)
+    dns_a = Dns(ctx)
+    dns_a.set_hosts(["127.0.0.2 ns.test"])
+    dns_a.start()
+    dns_b = Dns(ctx, tag="-b")
+    dns_b.set_hosts(["127.0.0.3 ns.test"])
+    dns_b.start()
+    listen = ctx.addr("tcp4")
+    route = {"name": "ns", "listen": [listen], "upstreams": ["ns.test:%d" % port]}
+    d = start_daemon(ctx, [route], resolver=dns_a.resolver(refresh={"min": 60, "max": 60}))
+    d.wait_line(r"ns\.test:%d now resolves to \[127\.0\.0\.2:%d\]" % (port, port), 5)
+    traffic = Traffic(listen)
+    d.rewrite(ev.make_config([route], resolver=dns_b.resolver(refresh={"min": 60, "max": 60})))
+    with d.cond:
+        start = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_line(r"resolver settings changed", 5, start=start)
+    d.wait_line(r"ns\.test:%d now resolves to \[127\.0\.0\.3:%d\] \(added: 127\.0\.0\.3:%d; "
+                r"removed: 127\.0\.0\.2:%d\)" % (port, port, port, port), 3 * SLOW, start=start)
+    time.sleep(0.3)
+    traffic.stop()
+    check(not traffic.failures, "connections failed during the reload: %r" % traffic.failures[:3])
+    d.stop()
 
 
 @ev.test
