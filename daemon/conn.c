@@ -18,6 +18,7 @@
 
 #include "acl.h"
 #include "addr.h"
+#include "client_limit.h"
 #include "conn.h"
 #include "gen.h"
 #include "listener.h"
@@ -55,6 +56,7 @@ struct conn {
         struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
         uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
+        struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
 };
 
 static const char *const end_names[] = {
@@ -70,6 +72,9 @@ static const char *const end_names[] = {
     [END_BAD_PROXY_HEADER] = "bad_proxy_header",
     [END_PROXY_TIMEOUT] = "proxy_timeout",
     [END_KILLED] = "killed",
+    [END_CLIENT_LIMIT] = "client_limit",
+    [END_RATE_LIMITED] = "rate_limited",
+    [END_PEER_TIMEOUT] = "peer_timeout",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -157,6 +162,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         TAILQ_REMOVE(&env->conns, c, link);
         env->n_conns--;
         conn_limits_release(env, c->l);
+        client_limit_release(env->clients, &c->ticket);
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
@@ -434,9 +440,22 @@ static void conn_run_forwarding(struct conn *c)
                 evio_driver_defer(env->drv, &c->run);
 }
 
+/* Per-client limits, once the true client is known: false if c was closed for them. */
+static bool conn_client_admitted(struct conn *c)
+{
+        int end = client_limit_admit(c->env->clients, c->l, addr_slot_get(&c->client), &c->ticket);
+
+        if (end == 0)
+                return true;
+        conn_close(c, (enum conn_end)end, false, false);
+        return false;
+}
+
 /* After accept, or after a PROXY header: choose a server and connect. */
 static void conn_begin_connect(struct conn *c)
 {
+        if (!conn_client_admitted(c))
+                return;
         c->state = CONN_CONNECTING;
         upstream_begin(c->l->route, &c->pick);
         conn_connect_next(c, -EHOSTUNREACH);

@@ -278,5 +278,6 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
                 admin_state_samples(out, g);
         }
+        metrics_policy_families(d, out); /* issue 16: metrics_policy.c */
         return out->failed ? -ENOMEM : 0;
 }

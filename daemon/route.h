@@ -26,6 +26,9 @@ struct route_stats {
         atomic_uint_least64_t bad_proxy_header; /* end=bad_proxy_header or proxy_timeout */
         atomic_uint_least64_t bytes_in;         /* client -> upstream, forwarded */
         atomic_uint_least64_t bytes_out;        /* upstream -> client */
+        /* Per-client limits (client_limit.h): end=client_limit, end=rate_limited. */
+        atomic_uint_least64_t refused_client_limit;
+        atomic_uint_least64_t rate_limited;
 };
 
 /* A route of one configuration generation (see gen.h). */
