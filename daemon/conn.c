@@ -21,6 +21,7 @@
 #include "client_limit.h"
 #include "conn.h"
 #include "gen.h"
+#include "keepalive.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy_io.h"
@@ -268,6 +269,7 @@ static void conn_connect_next(struct conn *c, int r)
         while ((a = upstream_next(rt, &c->pick))) {
                 r = upstream_connect(a, &fd);
                 evio_reg_init(&c->ureg, c->env->h, fd); /* owns it, connected or not */
+                keepalive_side(fd, a->sa.ss_family, &rt->cfg->policy, true, rt->cfg->name);
                 if (r == 0) {
                         conn_connected(c);
                         return;
@@ -327,6 +329,17 @@ static void conn_run_connecting(struct conn *c)
         conn_connect_next(c, r);
 }
 
+/* ETIMEDOUT on a side (keepalive.c): said with the side, which end=peer_timeout does not. */
+static void conn_peer_timeout(struct conn *c, bool client_side)
+{
+        char client[ADDR_STRLEN];
+
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
+        log_info("route %s: client %s: the %s peer timed out (keepalive or user_timeout)",
+                 conn_route(c)->name, client, client_side ? "client" : "upstream");
+        conn_close(c, END_PEER_TIMEOUT, !client_side, client_side);
+}
+
 /* A failed pump closes the connection: the side that failed is closed, the other reset. */
 static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct pump_io *x,
                              bool client_to_upstream)
@@ -341,6 +354,10 @@ static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct p
                 return true;
         }
         client_failed = (st == PUMP_ERR_SRC) == client_to_upstream;
+        if (x->err == -ETIMEDOUT) { /* keepalive or user_timeout gave up on that peer */
+                conn_peer_timeout(c, client_failed);
+                return true;
+        }
         log_debug_errno(x->err, "route %s: %s side failed", conn_route(c)->name,
                         client_failed ? "client" : "upstream");
         conn_close(c, x->err == -ECONNRESET || x->err == -EPIPE ? END_RESET : END_ERROR,
@@ -591,6 +608,7 @@ int conn_start(struct conn_env *env, struct listener *l, int fd, const struct so
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
         evio_reg_init(&c->creg, env->h, fd);
         evio_reg_init(&c->ureg, env->h, -1);
+        keepalive_side(fd, sa->sa_family, &l->route->cfg->policy, false, l->route->cfg->name);
         evio_timer_init(&c->timer, conn_timer_fn, c);
         c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
         c->first_eof = NO_EOF;
