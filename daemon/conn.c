@@ -26,6 +26,7 @@
 #include "log.h"
 #include "proxy_io.h"
 #include "pump.h"
+#include "shaper.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -58,6 +59,7 @@ struct conn {
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
         uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
         struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
+        struct shaper shape;              /* rate, route_rate (shaper.h) */
 };
 
 static const char *const end_names[] = {
@@ -152,6 +154,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         struct conn_env *env = c->env;
 
         evio_timer_cancel(env->drv, &c->timer);
+        shaper_stop(&c->shape);
         evio_driver_undefer(env->drv, &c->run);
         close_side(&c->creg, reset_client);
         close_side(&c->ureg, reset_upstream);
@@ -431,11 +434,13 @@ static void conn_run_forwarding(struct conn *c)
         if (!conn_proxy_sent(c))
                 return;
         up.last = c->down.done;
-        su = pump_run(&c->up, &up, &env->pipes, &env->bufs);
+        su = shaper_pump(&c->shape, SHAPER_UPLOAD, &c->up, &up, &env->pipes, &env->bufs,
+                         &conn_route(c)->policy, c->l->route->st);
         if (conn_pump_failed(c, su, &up, true))
                 return;
         down.last = c->up.done;
-        sd = pump_run(&c->down, &down, &env->pipes, &env->bufs);
+        sd = shaper_pump(&c->shape, SHAPER_DOWNLOAD, &c->down, &down, &env->pipes, &env->bufs,
+                         &conn_route(c)->policy, c->l->route->st);
         if (conn_pump_failed(c, sd, &down, false))
                 return;
         if (up.moved || down.moved) {
@@ -610,6 +615,7 @@ int conn_start(struct conn_env *env, struct listener *l, int fd, const struct so
         evio_reg_init(&c->ureg, env->h, -1);
         keepalive_side(fd, sa->sa_family, &l->route->cfg->policy, false, l->route->cfg->name);
         evio_timer_init(&c->timer, conn_timer_fn, c);
+        shaper_init(&c->shape, env->drv, &c->run);
         c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
         c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)

@@ -42,6 +42,11 @@ void metrics_policy_families(struct daemon *d, struct mbuf *b)
                        "(end=rate_limited).");
                 route_counter(b, g, "evproxy_route_rate_limited_total",
                               offsetof(struct route_stats, rate_limited));
+                family(b, "evproxy_route_throttled_total", "counter",
+                       "Times a direction of a connection waited for bandwidth tokens (rate, "
+                       "route_rate).");
+                route_counter(b, g, "evproxy_route_throttled_total",
+                              offsetof(struct route_stats, throttled));
         }
         if (!d->shared.clients)
                 return;

@@ -9,6 +9,8 @@
 
 #include <evproxy/config.h>
 
+#include "ratelimit.h"
+
 struct upstream_server;
 
 /* Counters of a route, shared by every worker and by every configuration generation that has
@@ -29,6 +31,9 @@ struct route_stats {
         /* Per-client limits (client_limit.h): end=client_limit, end=rate_limited. */
         atomic_uint_least64_t refused_client_limit;
         atomic_uint_least64_t rate_limited;
+        /* route_rate (shaper.c): the route's shared buckets, and times a direction waited. */
+        struct rl_bucket shape_up, shape_down;
+        atomic_uint_least64_t throttled;
 };
 
 /* A route of one configuration generation (see gen.h). */
