@@ -76,7 +76,8 @@ def one_connection(ctx):
     check(n == 4 * MiB and sha == ev.Stream(2, 4 * MiB).sha256(), "download bytes differ")
     within("upload, one connection (%s)" % mode, up.length / elapsed, 2 * MiB)
     print("  daemon CPU: %.3f s over %.2f s (%.1f %%)" % (cpu, elapsed, 100 * cpu / elapsed))
-    check(cpu < 0.15 * elapsed, "the daemon used %.2f s of CPU in %.2f s" % (cpu, elapsed))
+    if not os.environ.get("EVTEST_WRAPPER"):  # valgrind multiplies CPU time
+        check(cpu < 0.15 * elapsed, "the daemon used %.2f s of CPU in %.2f s" % (cpu, elapsed))
     check(metric(mport, "evproxy_route_throttled_total", "bw") > 0, "never throttled")
     if mode == "splice":  # shaped, and still zero-copy: the pipes were used
         check(pipes_made(mport) > 0, "no splice pipe was used")
