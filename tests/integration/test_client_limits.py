@@ -8,6 +8,9 @@ close, 127.0.0.1 gets through again (the entry was released).
 ipv6_prefix: top-level max_connections_per_client = 20 and client_prefix6 = 64; 200 addresses
 of one /64 added to lo, two connections from each: 20 held, 380 refused; a client of another
 /64 gets through.
+behind_proxy: accept_proxy_protocol = true and max_connections_per_client = 2: every connection
+comes from 127.0.0.1, the PROXY header names the client; three claiming 198.51.100.7: two
+held, the third end=client_limit (after its header); one claiming 198.51.100.8 passes.
 rate: client_rate = { per_second = 50; burst = 10; } and connections attempted every 4 ms for
 5 s: the ones let through are within 10 % of burst + 50/s x elapsed; the rest end=rate_limited.
 """
@@ -145,6 +148,39 @@ def ipv6_prefix(ctx):
         socks.append(out)
         check_held([out], "2001:db8:2::/64")
         print("  400 from 200 addresses of one /64: 20 held, 380 refused; another /64 passes")
+    finally:
+        close_all(socks)
+    d.stop()
+
+
+def with_header(listen, src):
+    s = open_from("127.0.0.1", listen.sockaddr)
+    s.sendall(b"PROXY TCP4 %s 192.0.2.1 4321 80\r\n" % src.encode())
+    return s
+
+
+@ev.test
+def behind_proxy(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    listen = ctx.addr("tcp4")
+    routes = [{"name": "pp", "listen": [listen], "upstreams": [echo.addr],
+               "accept_proxy_protocol": True, "max_connections_per_client": 2}]
+    d = ctx.daemon(ev.make_config(routes)).start()
+    socks = []
+    try:
+        held = [with_header(listen, "198.51.100.7") for _ in range(2)]
+        socks += held
+        check_held(held, "198.51.100.7")
+        third = with_header(listen, "198.51.100.7")
+        socks.append(third)
+        how, got = ev.wait_closed(third, 5.0)
+        check(got == 0, "the refused connection got bytes")
+        acc = d.wait_access(1, route="pp", end="client_limit")
+        check(acc[0]["client"].startswith("198.51.100.7"), "logged as %s" % acc[0]["client"])
+        other = with_header(listen, "198.51.100.8")
+        socks.append(other)
+        check_held([other], "198.51.100.8")
+        check(echo.count() == 3, "the upstream saw %d connections, want 3" % echo.count())
     finally:
         close_all(socks)
     d.stop()
