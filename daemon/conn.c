@@ -4,7 +4,9 @@
  *   CONNECTING --connected--> FORWARDING --both pumps DONE--> closed (client_/upstream_closed)
  *      | FORWARDING sends our PROXY header (proxy_protocol) before any client byte
  *      | refused or timed out: next server of the route; none left: closed (connect_failed)
+ *   (accept, or the PROXY header) --over a per-client limit--> closed (client_limit/rate_limited)
  *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
+ *      | ETIMEDOUT from keepalive or user_timeout: peer_timeout (the side is logged)
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
