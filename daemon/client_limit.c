@@ -145,6 +145,7 @@ static struct shard *find(struct client_table *t, const struct client_key *k, ui
 
         *match = *spare = NULL;
         pthread_mutex_lock(&sh->lock);
+        /* cppcheck-suppress knownConditionTrueFalse ; shard_cap >= 1 (client_table_new) */
         for (size_t i = 0; i < n; i++) {
                 struct slot *s = &sh->slots[(start + i) % t->shard_cap];
 
