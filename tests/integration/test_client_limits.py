@@ -8,6 +8,11 @@ close, 127.0.0.1 gets through again (the entry was released).
 ipv6_prefix: top-level max_connections_per_client = 20 and client_prefix6 = 64; 200 addresses
 of one /64 added to lo, two connections from each: 20 held, 380 refused; a client of another
 /64 gets through.
+table_full: client_table_size = 64, client_prefix6 = 128, max_connections_per_client = 1 and
+200 clients (one /128 each) holding one connection: the table cannot hold them all, so the
+ones without a slot pass unlimited (fail open): all 200 are held, evproxy_client_table_full_total
+counts them, capacity is 64, and the warning is logged once; when every client has gone the
+entries are freed.
 behind_proxy: accept_proxy_protocol = true and max_connections_per_client = 2: every connection
 comes from 127.0.0.1, the PROXY header names the client; three claiming 198.51.100.7: two
 held, the third end=client_limit (after its header); one claiming 198.51.100.8 passes.
@@ -148,6 +153,39 @@ def ipv6_prefix(ctx):
         socks.append(out)
         check_held([out], "2001:db8:2::/64")
         print("  400 from 200 addresses of one /64: 20 held, 380 refused; another /64 passes")
+    finally:
+        close_all(socks)
+    d.stop()
+
+
+@ev.test
+def table_full(ctx):
+    echo = ctx.server("tcp4", ev.echo_handler, name="echo")
+    srcs = add_prefix_addresses("2001:db8:3::", 200)
+    here = add_prefix_addresses("2001:db8:fe::", 1)[0]
+    port, mport = ev.free_port(), ev.free_port()
+    routes = [{"name": "tf", "listen": ["[%s]:%d" % (here, port)], "upstreams": [echo.addr]}]
+    d = ctx.daemon(ev.make_config(routes, max_connections_per_client=1, client_prefix6=128,
+                                  client_table_size=64,
+                                  metrics={"listen": "127.0.0.1:%d" % mport})).start()
+    socks = []
+    try:
+        for a in srcs:
+            socks.append(open_from(a, (here, port), socket.AF_INET6))
+        echo.wait_conns(200, timeout=20)
+        live, closed = split_closed(socks)
+        check(len(live) == 200, "%d of 200 held" % len(live))
+        full = metric(mport, "evproxy_client_table_full_total")
+        entries = metric(mport, "evproxy_client_table_entries")
+        print("  200 clients, 64 slots: %d entries, %d let through unlimited" % (entries, full))
+        check(metric(mport, "evproxy_client_table_capacity") == 64, "capacity is not 64")
+        check(0 < entries <= 64, "%d entries" % entries)
+        check(full + entries == 200, "full %d + entries %d != 200" % (full, entries))
+        check(d.count_lines(r"per-client table is full") == 1, "want one warning line")
+        close_all(socks)
+        socks = []
+        d.wait_access(200, route="tf", end="client_closed", timeout=20)
+        check(metric(mport, "evproxy_client_table_entries") == 0, "entries left after close")
     finally:
         close_all(socks)
     d.stop()
