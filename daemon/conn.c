@@ -4,7 +4,9 @@
  *   CONNECTING --connected--> FORWARDING --both pumps DONE--> closed (client_/upstream_closed)
  *      | FORWARDING sends our PROXY header (proxy_protocol) before any client byte
  *      | refused or timed out: next server of the route; none left: closed (connect_failed)
+ *   (accept, or the PROXY header) --over a per-client limit--> closed (client_limit/rate_limited)
  *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
+ *      | ETIMEDOUT from keepalive or user_timeout: peer_timeout (the side is logged)
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
@@ -18,13 +20,16 @@
 
 #include "acl.h"
 #include "addr.h"
+#include "client_limit.h"
 #include "conn.h"
 #include "gen.h"
+#include "keepalive.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy_io.h"
 #include "pump.h"
 #include "server_set.h"
+#include "shaper.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -56,6 +61,8 @@ struct conn {
         struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
         uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
+        struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
+        struct shaper shape;              /* rate, route_rate (shaper.h) */
 };
 
 static const char *const end_names[] = {
@@ -72,6 +79,9 @@ static const char *const end_names[] = {
     [END_PROXY_TIMEOUT] = "proxy_timeout",
     [END_KILLED] = "killed",
     [END_NO_SERVER] = "no_server",
+    [END_CLIENT_LIMIT] = "client_limit",
+    [END_RATE_LIMITED] = "rate_limited",
+    [END_PEER_TIMEOUT] = "peer_timeout",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -149,6 +159,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         char upstream[ADDR_STRLEN];
 
         evio_timer_cancel(env->drv, &c->timer);
+        shaper_stop(&c->shape);
         evio_driver_undefer(env->drv, &c->run);
         close_side(&c->creg, reset_client);
         close_side(&c->ureg, reset_upstream);
@@ -161,6 +172,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         TAILQ_REMOVE(&env->conns, c, link);
         env->n_conns--;
         conn_limits_release(env, c->l);
+        client_limit_release(env->clients, &c->ticket);
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
@@ -265,6 +277,7 @@ static void conn_connect_next(struct conn *c, int r)
         while ((a = upstream_next(rt, &c->pick))) {
                 r = upstream_connect(a, &fd);
                 evio_reg_init(&c->ureg, c->env->h, fd); /* owns it, connected or not */
+                keepalive_side(fd, a->sa.ss_family, &rt->cfg->policy, true, rt->cfg->name);
                 if (r == 0) {
                         conn_connected(c);
                         return;
@@ -328,6 +341,17 @@ static void conn_run_connecting(struct conn *c)
         conn_connect_next(c, r);
 }
 
+/* ETIMEDOUT on a side (keepalive.c): said with the side, which end=peer_timeout does not. */
+static void conn_peer_timeout(struct conn *c, bool client_side)
+{
+        char client[ADDR_STRLEN];
+
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
+        log_info("route %s: client %s: the %s peer timed out (keepalive or user_timeout)",
+                 conn_route(c)->name, client, client_side ? "client" : "upstream");
+        conn_close(c, END_PEER_TIMEOUT, !client_side, client_side);
+}
+
 /* A failed pump closes the connection: the side that failed is closed, the other reset. */
 static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct pump_io *x,
                              bool client_to_upstream)
@@ -342,6 +366,10 @@ static bool conn_pump_failed(struct conn *c, enum pump_status st, const struct p
                 return true;
         }
         client_failed = (st == PUMP_ERR_SRC) == client_to_upstream;
+        if (x->err == -ETIMEDOUT) { /* keepalive or user_timeout gave up on that peer */
+                conn_peer_timeout(c, client_failed);
+                return true;
+        }
         log_debug_errno(x->err, "route %s: %s side failed", conn_route(c)->name,
                         client_failed ? "client" : "upstream");
         conn_close(c, x->err == -ECONNRESET || x->err == -EPIPE ? END_RESET : END_ERROR,
@@ -415,11 +443,13 @@ static void conn_run_forwarding(struct conn *c)
         if (!conn_proxy_sent(c))
                 return;
         up.last = c->down.done;
-        su = pump_run(&c->up, &up, &env->pipes, &env->bufs);
+        su = shaper_pump(&c->shape, SHAPER_UPLOAD, &c->up, &up, &env->pipes, &env->bufs,
+                         &conn_route(c)->policy, c->l->route->st);
         if (conn_pump_failed(c, su, &up, true))
                 return;
         down.last = c->up.done;
-        sd = pump_run(&c->down, &down, &env->pipes, &env->bufs);
+        sd = shaper_pump(&c->shape, SHAPER_DOWNLOAD, &c->down, &down, &env->pipes, &env->bufs,
+                         &conn_route(c)->policy, c->l->route->st);
         if (conn_pump_failed(c, sd, &down, false))
                 return;
         if (up.moved || down.moved) {
@@ -441,9 +471,22 @@ static void conn_run_forwarding(struct conn *c)
                 evio_driver_defer(env->drv, &c->run);
 }
 
+/* Per-client limits, once the true client is known: false if c was closed for them. */
+static bool conn_client_admitted(struct conn *c)
+{
+        int end = client_limit_admit(c->env->clients, c->l, addr_slot_get(&c->client), &c->ticket);
+
+        if (end == 0)
+                return true;
+        conn_close(c, (enum conn_end)end, false, false);
+        return false;
+}
+
 /* After accept, or after a PROXY header: choose a server and connect. */
 static void conn_begin_connect(struct conn *c)
 {
+        if (!conn_client_admitted(c))
+                return;
         c->state = CONN_CONNECTING;
         upstream_begin(c->l->route, &c->pick);
         conn_connect_next(c, -EHOSTUNREACH);
@@ -579,7 +622,9 @@ int conn_start(struct conn_env *env, struct listener *l, int fd, const struct so
         gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
         evio_reg_init(&c->creg, env->h, fd);
         evio_reg_init(&c->ureg, env->h, -1);
+        keepalive_side(fd, sa->sa_family, &l->route->cfg->policy, false, l->route->cfg->name);
         evio_timer_init(&c->timer, conn_timer_fn, c);
+        shaper_init(&c->shape, env->drv, &c->run);
         c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
         c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)

@@ -15,6 +15,7 @@
 struct listener;
 struct conn;
 struct cfg_addr;
+struct client_table;
 
 enum conn_end {
         END_CLIENT_CLOSED,
@@ -30,6 +31,9 @@ enum conn_end {
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
         END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
         END_NO_SERVER,        /* the route has no server: its names have no address */
+        END_CLIENT_LIMIT,     /* max_connections_per_client reached (client_limit.h) */
+        END_RATE_LIMITED,     /* client_rate: the client's bucket is empty */
+        END_PEER_TIMEOUT,     /* ETIMEDOUT: keepalive or user_timeout gave up on a peer */
 };
 
 const char *conn_end_name(enum conn_end end);
@@ -51,6 +55,7 @@ struct conn_env {
         atomic_uint *active;   /* open client connections, all routes (the global limit) */
         /* Out of fds or memory (r): stop accepting on every listener for a moment. */
         void (*pause_accepting)(struct conn_env *env, int r);
+        struct client_table *clients; /* per-client limits, shared by the workers; or NULL */
 };
 
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd

@@ -23,6 +23,7 @@ struct scratch {
         struct buf_pool *pool;
         unsigned char *data; /* NULL: could not be allocated */
         size_t len;
+        size_t want; /* bytes to read: the buffer, or less when shaped */
 };
 
 static ssize_t recv_scratch(int src, void *arg)
@@ -33,7 +34,7 @@ static ssize_t recv_scratch(int src, void *arg)
         s->data = buf_pool_scratch(s->pool);
         if (!s->data)
                 return -ENOMEM;
-        n = recv(src, s->data, s->pool->size, 0);
+        n = recv(src, s->data, s->want, 0);
         return n < 0 ? -errno : n;
 }
 
@@ -69,7 +70,7 @@ static int stash(struct pump *p, struct buf_pool *pool, const unsigned char *dat
  * or the status that ends this run (PUMP_WAIT: src has nothing now). */
 static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool)
 {
-        struct scratch s = {.pool = pool};
+        struct scratch s = {.pool = pool, .want = pump_read_len(p, pool->size)};
         struct evio_ready_event ev;
         ssize_t n, sent;
 
@@ -85,7 +86,9 @@ static int copy_in(struct pump *p, struct pump_io *x, struct buf_pool *pool)
                 p->eof = true;
                 return PUMP_AGAIN;
         }
-        p->full_read = (size_t)n == pool->size;
+        pump_count_read(p, (size_t)n);
+        /* All that was asked for: a bulk flow (or a shaped one), maybe more to read. */
+        p->full_read = (size_t)n == s.want;
         /* A short read emptied the socket: clear now rather than pay for a recv that says
          * EAGAIN. Data arriving meanwhile moves the tick, so the clear is refused. */
         if (!p->full_read)
@@ -133,6 +136,8 @@ enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *p
                         return PUMP_AGAIN;
                 }
                 put_buf(p, pool); /* empty: reads go through the scratch buffer */
+                if (p->shaped && p->allow == 0)
+                        return PUMP_THROTTLED;
                 r = copy_in(p, x, pool);
                 if (r != PUMP_AGAIN)
                         return (enum pump_status)r;

@@ -17,6 +17,7 @@
 #include <evproxy/sd.h>
 
 #include "admin.h"
+#include "client_limit.h"
 #include "daemon.h"
 #include "dns.h"
 #include "gen.h"
@@ -160,6 +161,9 @@ static int daemon_setup(struct daemon *d)
         r = drop_privileges(d, d->gen->cfg->user);
         if (r < 0)
                 return r;
+        r = client_table_new(d->gen->cfg->client_table_size, &d->shared.clients); /* issue 16 */
+        if (r < 0)
+                return log_error_errno(r, "allocating the per-client table");
         r = start_workers(d);
         if (r < 0)
                 return r;
@@ -258,6 +262,7 @@ static void daemon_teardown(struct daemon *d)
                 lset_free(s);
         }
         free(d->passed);
+        client_table_free(d->shared.clients);
         gen_unref(d->gen);
         evio_driver_free(d->drv);
 }

@@ -287,5 +287,6 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 admin_state_samples(out, g);
         }
         dns_metrics(d, out); /* issue 14: evproxy_resolver_* */
+        metrics_policy_families(d, out); /* issue 16: metrics_policy.c */
         return out->failed ? -ENOMEM : 0;
 }

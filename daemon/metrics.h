@@ -25,4 +25,7 @@ int metrics_format(struct daemon *d, struct mbuf *out);
 /* Append v as a label value: backslash, double quote and newline escaped. */
 void metrics_label_value(struct mbuf *b, const char *v);
 
+/* The traffic policy's families (metrics_policy.c). */
+void metrics_policy_families(struct daemon *d, struct mbuf *b);
+
 #endif

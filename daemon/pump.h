@@ -32,6 +32,8 @@ struct pump {
         bool auto_splice;       /* copying for now; splice once a read fills the buffer */
         bool full_read;         /* the last read filled the whole buffer */
         uint64_t bytes;         /* bytes written to dst */
+        bool shaped;            /* a bandwidth limit applies (ratelimit.h, shaper.c) ... */
+        uint64_t allow;         /* ... and src may give this many more bytes this run */
 };
 
 struct pump_io {
@@ -50,9 +52,12 @@ enum pump_status {
         PUMP_ERR_SRC,   /* reading src failed (x->err) */
         PUMP_ERR_DST,   /* writing dst failed (x->err) */
         PUMP_ERR_LOCAL, /* out of a local resource (x->err) */
+        PUMP_THROTTLED, /* shaped and allow spent: src's readiness kept for the next grant */
 };
 
-/* Run one direction: splice or copy, falling back from splice to copy when needed. */
+/* Run one direction: splice or copy, falling back from splice to copy when needed. A shaped
+ * pump reads at most p->allow bytes (counted down) and says PUMP_THROTTLED when it would read
+ * more. */
 enum pump_status pump_run(struct pump *p, struct pump_io *x, struct pipe_pool *pipes,
                           struct buf_pool *bufs);
 /* Return what the pump holds to the pools (a pipe still holding data is closed instead). */
@@ -61,6 +66,17 @@ void pump_release(struct pump *p, struct pipe_pool *pipes, struct buf_pool *bufs
  * buffer, or splice from the pipe; write readiness is cleared on EAGAIN. 1: progress, 0: dst not
  * writable now, <0: -errno writing dst. The same step for both mechanisms. */
 int pump_write_pending(struct pump *p, struct pump_io *x, evio_io_fn *wr);
+
+/* How much a read may ask for when room bytes fit, and the count of a read of n bytes. */
+static inline size_t pump_read_len(const struct pump *p, size_t room)
+{
+        return p->shaped && p->allow < room ? (size_t)p->allow : room;
+}
+static inline void pump_count_read(struct pump *p, size_t n)
+{
+        if (p->shaped)
+                p->allow = n < p->allow ? p->allow - n : 0;
+}
 
 enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool *pool);
 enum pump_status pump_copy(struct pump *p, struct pump_io *x, struct buf_pool *pool);

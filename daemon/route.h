@@ -11,6 +11,8 @@
 
 #include <evproxy/config.h>
 
+#include "ratelimit.h"
+
 struct upstream_server;
 struct server_set;
 struct evio_driver_task;
@@ -33,6 +35,12 @@ struct route_stats {
         atomic_uint_least64_t bytes_out;        /* upstream -> client */
         atomic_bool dns_refresh;                /* a worker asks: look the names up again */
         atomic_uint_least64_t no_server;        /* clients ended with end=no_server */
+        /* Per-client limits (client_limit.h): end=client_limit, end=rate_limited. */
+        atomic_uint_least64_t refused_client_limit;
+        atomic_uint_least64_t rate_limited;
+        /* route_rate (shaper.c): the route's shared buckets, and times a direction waited. */
+        struct rl_bucket shape_up, shape_down;
+        atomic_uint_least64_t throttled;
 };
 
 /* How a worker asks the main thread to look a route's names up again (dns.c): set the route's

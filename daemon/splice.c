@@ -41,7 +41,8 @@ static ssize_t splice_in(int src, void *arg)
                 if (in->no_pipe < 0)
                         return -ENOBUFS; /* not -EAGAIN: src's readiness is kept for copying */
         }
-        n = splice(src, NULL, p->pipe->wfd, NULL, p->pipe->cap - p->pending, SPLICE_FLAGS);
+        n = splice(src, NULL, p->pipe->wfd, NULL, pump_read_len(p, p->pipe->cap - p->pending),
+                   SPLICE_FLAGS);
         if (n >= 0)
                 return n;
         return errno == EAGAIN && p->pending > 0 ? PIPE_MAYBE_FULL : -errno;
@@ -79,6 +80,10 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                 }
                 if (p->pipe && p->pending >= p->pipe->cap)
                         continue;
+                if (p->shaped && p->allow == 0) {
+                        put_pipe_if_empty(p, pool);
+                        return PUMP_THROTTLED;
+                }
                 n = evio_reg_try_io(x->src, EVIO_DIRECTION_READ, splice_in, &in, NULL);
                 if (in.no_pipe == -ENOBUFS)
                         return PUMP_NO_PIPE; /* over the pipe budget: copy for now */
@@ -86,6 +91,7 @@ enum pump_status pump_splice(struct pump *p, struct pump_io *x, struct pipe_pool
                         return PUMP_FALLBACK; /* no pipe to be had: copy instead */
                 if (n > 0) {
                         p->pending += (uint32_t)n;
+                        pump_count_read(p, (size_t)n);
                         x->moved = true;
                 } else if (n == 0) {
                         p->eof = true;

@@ -442,6 +442,7 @@ int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct work
         w->sh = sh;
         w->env.active = &sh->active;
         w->env.pause_accepting = env_pause_accepting;
+        w->env.clients = sh->clients;
         TAILQ_INIT(&w->env.conns);
         worker_init_pipes(w, g->cfg);
         buf_pool_init(&w->env.bufs, g->cfg->buffer_size, BUFS_KEPT);

@@ -35,6 +35,7 @@ struct worker_shared {
         atomic_uint workers_exited;     /* worker threads that returned */
         struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
         struct evio_handle *main;       /* unparked when a worker answers or exits */
+        struct client_table *clients;   /* per-client limits (client_limit.h); NULL = none */
 };
 
 struct worker {

@@ -47,6 +47,9 @@ int cfg_fail_missing(const struct cfg_ctx *ctx, const config_setting_t *group, c
 /* values.c: each returns 0 or -EINVAL after reporting through ctx. */
 int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
                    const char *const *keys);
+/* The same for a group whose keys come from two lists (a module adding its own keys). */
+int cfg_check_keys_more(const struct cfg_ctx *ctx, const config_setting_t *group,
+                        const char *const *keys, const char *const *more);
 int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s);
 int cfg_get_uint(const struct cfg_ctx *ctx, const config_setting_t *s, unsigned long long min,
                  unsigned long long max, unsigned long long *out);
@@ -83,6 +86,15 @@ int cfg_get_mode(const struct cfg_ctx *ctx, const config_setting_t *s, mode_t *o
 int cfg_parse_admin(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg *c);
 int cfg_validate_admin(const struct cfg_ctx *ctx, const config_setting_t *root,
                        const struct cfg *c);
+
+/* policy.c: the traffic policy keys of the top level (in_route false) or of a route, with
+ * their defaults; then, once every route is parsed, what routes inherit from the top. */
+int cfg_parse_policy(const struct cfg_ctx *ctx, const config_setting_t *g, struct cfg_policy *p,
+                     bool in_route);
+int cfg_parse_client_table_size(const struct cfg_ctx *ctx, const config_setting_t *root,
+                                struct cfg *c);
+void cfg_policy_inherit(struct cfg *c);
+extern const char *const cfg_policy_root_keys[], *const cfg_policy_route_keys[];
 
 /* parse.c, route.c, validate.c */
 int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, struct cfg *c);

@@ -115,7 +115,7 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
         int r, w;
 
         set_defaults(c);
-        r = cfg_check_keys(ctx, root, root_keys);
+        r = cfg_check_keys_more(ctx, root, root_keys, cfg_policy_root_keys);
         if (r < 0)
                 return r;
         if ((s = config_setting_get_member(root, "workers"))) {
@@ -161,7 +161,11 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
                 return r;
         if ((s = config_setting_get_member(root, "admin")) && (r = cfg_parse_admin(ctx, s, c)) < 0)
                 return r;
-        if ((r = cfg_parse_resolver(ctx, root, c)) < 0 || (r = parse_routes(ctx, root, c)) < 0)
+        if ((r = cfg_parse_resolver(ctx, root, c)) < 0 ||
+            (r = cfg_parse_policy(ctx, root, &c->policy, false)) < 0 ||
+            (r = cfg_parse_client_table_size(ctx, root, c)) < 0 ||
+            (r = parse_routes(ctx, root, c)) < 0)
                 return r;
+        cfg_policy_inherit(c);
         return cfg_resolver_finish(ctx, root, c);
 }

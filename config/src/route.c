@@ -241,7 +241,7 @@ static int parse_options(const struct cfg_ctx *ctx, const config_setting_t *rout
         if ((s = config_setting_get_member(route, "health_check")) &&
             (ret = parse_health_check(ctx, s, &r->health)) < 0)
                 return ret;
-        return 0;
+        return cfg_parse_policy(ctx, route, &r->policy, true);
 }
 
 int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg_route *r)
@@ -253,7 +253,8 @@ int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct
         r->line = cfg_setting_line(s);
         if (config_setting_type(s) != CONFIG_TYPE_GROUP)
                 return cfg_fail(ctx, s, "expected a route { name = ...; listen = ...; ... }");
-        if ((ret = cfg_check_keys(ctx, s, route_keys)) < 0 || (ret = parse_name(ctx, s, r)) < 0)
+        if ((ret = cfg_check_keys_more(ctx, s, route_keys, cfg_policy_route_keys)) < 0 ||
+            (ret = parse_name(ctx, s, r)) < 0)
                 return ret;
         ret = parse_addrs(ctx, s, "listen", CFG_MAX_LISTEN, &r->listen, &r->n_listen);
         if (ret < 0)

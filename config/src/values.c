@@ -56,6 +56,30 @@ int cfg_check_keys(const struct cfg_ctx *ctx, const config_setting_t *group,
         return 0;
 }
 
+int cfg_check_keys_more(const struct cfg_ctx *ctx, const config_setting_t *group,
+                        const char *const *keys, const char *const *more)
+{
+        int i, n = config_setting_length(group);
+
+        for (i = 0; i < n; i++) {
+                const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+                const char *name = config_setting_name(s);
+                const char *const *k;
+
+                for (k = keys; name && *k; k++)
+                        if (strcmp(*k, name) == 0)
+                                break;
+                if (name && *k)
+                        continue;
+                for (k = more; name && *k; k++)
+                        if (strcmp(*k, name) == 0)
+                                break;
+                if (!name || !*k)
+                        return cfg_fail(ctx, s, "unknown setting");
+        }
+        return 0;
+}
+
 int cfg_get_group(const struct cfg_ctx *ctx, const config_setting_t *s)
 {
         if (config_setting_type(s) != CONFIG_TYPE_GROUP)

@@ -36,5 +36,7 @@ extern const struct CMUnitTest admin_tests[];
 extern const size_t n_admin_tests;
 extern const struct CMUnitTest name_tests[];
 extern const size_t n_name_tests;
+extern const struct CMUnitTest policy_tests[];
+extern const size_t n_policy_tests;
 
 #endif

@@ -306,6 +306,50 @@ static void test_dst_gone_is_error(void **state)
         rig_free(&r);
 }
 
+/* A shaped pump (shaper.c) reads no more than it is allowed, says PUMP_THROTTLED instead of
+ * reading on, and keeps src's readiness, so the next grant reads on without a new event. */
+static void shaped_reads_what_it_may(bool copy)
+{
+        static uint8_t data[20000], out[20000];
+        struct rig r;
+        size_t got = 0;
+
+        rig_init(&r, copy);
+        for (size_t i = 0; i < sizeof(data); i++)
+                data[i] = pattern(i);
+        assert_int_equal(write(r.sv_src[0], data, sizeof(data)), sizeof(data));
+        evio_driver_turn(r.d, 10);
+        r.p.shaped = true;
+        r.p.allow = 3000;
+        assert_int_equal(pump_run(&r.p, &r.x, &r.pipes, &r.bufs), PUMP_THROTTLED);
+        assert_int_equal(r.p.bytes, 3000);
+        assert_int_equal(r.p.allow, 0);
+        assert_int_equal(pump_run(&r.p, &r.x, &r.pipes, &r.bufs), PUMP_THROTTLED);
+        assert_int_equal(r.p.bytes, 3000);
+        r.p.allow = 100000; /* no driver turn in between: readiness was kept */
+        assert_int_equal(pump_run(&r.p, &r.x, &r.pipes, &r.bufs), PUMP_WAIT);
+        assert_int_equal(r.p.bytes, sizeof(data));
+        assert_int_equal(r.p.allow, 100000 - (sizeof(data) - 3000));
+        while (got < sizeof(out)) {
+                ssize_t n = read(r.sv_dst[1], out + got, sizeof(out) - got);
+
+                assert_true(n > 0);
+                got += (size_t)n;
+        }
+        assert_memory_equal(out, data, sizeof(data));
+        rig_free(&r);
+}
+
+static void test_splice_shaped(void **state)
+{
+        shaped_reads_what_it_may(false);
+}
+
+static void test_copy_shaped(void **state)
+{
+        shaped_reads_what_it_may(true);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -318,6 +362,8 @@ int main(void)
             cmocka_unit_test(test_splice_ambiguous_eagain_keeps_read_readiness),
             cmocka_unit_test(test_idle_holds_nothing),
             cmocka_unit_test(test_dst_gone_is_error),
+            cmocka_unit_test(test_splice_shaped),
+            cmocka_unit_test(test_copy_shaped),
         };
 
         signal(SIGPIPE, SIG_IGN); /* as evproxyd does: splice(2) has no MSG_NOSIGNAL */

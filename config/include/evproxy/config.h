@@ -89,6 +89,28 @@ struct cfg_health {
         uint64_t check_interval_ms; /* 0 = no active check */
 };
 
+/* Traffic policy (issue 16): per-client limits, TCP keepalive and user timeout, bandwidth.
+ * Parsed by config/src/policy.c at the top level and in each route; see evproxy.conf(5). */
+struct cfg_keepalive {
+        bool enabled;                  /* the group was given: SO_KEEPALIVE on */
+        uint64_t idle_ms, interval_ms; /* whole seconds when applied (rounded up) */
+        unsigned count;
+};
+struct cfg_rate {
+        uint64_t upload, download; /* bytes per second, client->upstream / back; 0 = no limit */
+};
+struct cfg_policy {
+        unsigned max_per_client; /* max_connections_per_client; 0 = none */
+        unsigned client_rate;    /* client_rate.per_second; 0 = none */
+        unsigned client_burst;   /* client_rate.burst */
+        unsigned client_prefix6; /* IPv6 clients are keyed by this prefix [64] */
+        struct cfg_keepalive client_keepalive, upstream_keepalive;
+        uint64_t client_user_timeout_ms, upstream_user_timeout_ms; /* 0 = kernel default */
+        struct cfg_rate rate;                                      /* per connection */
+        struct cfg_rate route_rate; /* all connections of a route together (routes only) */
+        unsigned set;               /* which keys the file gave (private to config/) */
+};
+
 struct cfg_route {
         char *name;
         struct cfg_addr *listen;
@@ -111,6 +133,8 @@ struct cfg_route {
         int line;                  /* where the route starts in its file (for messages) */
         struct cfg_dns_policy dns; /* for its named upstreams (global values filled in) */
         size_t n_named;            /* upstreams that are NAME or SRV */
+        /* Its own client limits; the rest inherited from the top level (policy.c). */
+        struct cfg_policy policy;
 };
 
 /* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
@@ -140,6 +164,10 @@ struct cfg {
         size_t n_routes;
         struct cfg_admin admin;
         struct cfg_resolver resolver;
+        /* Top-level policy: route defaults and daemon-wide client limits; and the entries of
+         * the per-client table (client_table_size). */
+        struct cfg_policy policy;
+        size_t client_table_size;
 };
 
 struct cfg_error {
