@@ -115,15 +115,18 @@
     cell(tr, "Route", r.name, r.name);
     cell(tr, "Active", r.active, r.active);
     cell(tr, "Accepted", r.accepted, r.accepted);
-    cell(tr, "Conns/s", fmtRate(rate(r.accepted, old && old.accepted, dt), false));
+    var cr = rate(r.accepted, old && old.accepted, dt);
+    var irate = rate(r.bytes_in, old && old.bytes_in, dt);
+    var orate = rate(r.bytes_out, old && old.bytes_out, dt);
+    cell(tr, "Conns/s", fmtRate(cr, false), cr);
     var td = cell(tr, "Refused", refused, refused);
     td.title = "acl " + r.refused_acl + ", limit " + r.refused_limit +
       ", PROXY header " + r.bad_proxy_header;
     cell(tr, "Connect failures", r.connect_failures, r.connect_failures);
     cell(tr, "Bytes in", fmtBytes(r.bytes_in), r.bytes_in).title = r.bytes_in + " bytes";
-    cell(tr, "In/s", fmtRate(rate(r.bytes_in, old && old.bytes_in, dt), true));
+    cell(tr, "In/s", fmtRate(irate, true), irate);
     cell(tr, "Bytes out", fmtBytes(r.bytes_out), r.bytes_out).title = r.bytes_out + " bytes";
-    cell(tr, "Out/s", fmtRate(rate(r.bytes_out, old && old.bytes_out, dt), true));
+    cell(tr, "Out/s", fmtRate(orate, true), orate);
     return tr;
   }
 
@@ -138,7 +141,8 @@
     badge(tr, "Health", s.health);
     cell(tr, "Active", s.active, s.active);
     cell(tr, "Connects", s.connects, s.connects);
-    cell(tr, "Conns/s", fmtRate(rate(s.connects, old && old.connects, dt), false));
+    var cr = rate(s.connects, old && old.connects, dt);
+    cell(tr, "Conns/s", fmtRate(cr, false), cr);
     cell(tr, "Connect failures", s.connect_failures, s.connect_failures);
     var err = s.last_error ? s.last_error + " (" + s.last_error_time + ")" : "–";
     cell(tr, "Last error", err, s.last_error || "", s.last_error ? "err" : null);
