@@ -37,8 +37,7 @@ bool log_journal_stream_matches(const char *env, const struct stat *st)
         ino = strtoull(end + 1, &end, 10);
         if (errno || *end != '\0')
                 return false;
-        return (dev_t)dev == st->st_dev && (ino_t)ino == st->st_ino && dev == st->st_dev &&
-               ino == st->st_ino;
+        return dev == (unsigned long long)st->st_dev && ino == (unsigned long long)st->st_ino;
 }
 
 static void journal_detect(void)
@@ -78,7 +77,7 @@ static void field(struct iovec *iov, size_t *n, char **buf, const char *fmt, ...
 int log_journal_send(int prio, int err, const char *msg, size_t len,
                      const struct log_journal_access *a)
 {
-        char scratch[11][FIELD_MAX], *s = scratch[0];
+        char scratch[11][FIELD_MAX], *s = scratch[0]; /* the most fields below but MESSAGE */
         char message[sizeof("MESSAGE=") + LOG_LINE_MAX];
         struct iovec iov[12];
         size_t n = 0;
