@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -84,11 +83,13 @@ int log_journal_send(int prio, int err, const char *msg, size_t len,
         int r;
 
         /* One iovec a whole field (sd_journal_sendv() takes no field in pieces). */
-        if (len > LOG_LINE_MAX)
-                len = LOG_LINE_MAX;
-        memcpy(message, "MESSAGE=", 8);
-        memcpy(message + 8, msg, len);
-        iov[n++] = (struct iovec){.iov_base = message, .iov_len = 8 + len};
+        r = snprintf(message, sizeof(message), "MESSAGE=%.*s",
+                     (int)(len > LOG_LINE_MAX ? LOG_LINE_MAX : len), msg);
+        if (r < 0)
+                return -EINVAL;
+        iov[n++] = (struct iovec){.iov_base = message,
+                                  .iov_len = (size_t)r < sizeof(message) ? (size_t)r
+                                                                         : sizeof(message) - 1};
         field(iov, &n, &s, "PRIORITY=%d", prio);
         field(iov, &n, &s, "SYSLOG_IDENTIFIER=evproxyd");
         if (err < 0)
