@@ -14,6 +14,7 @@
 #include "gen.h"
 #include "health.h"
 #include "log.h"
+#include "status_data.h"
 #include "server_set.h"
 #include "upstream.h"
 
@@ -41,49 +42,16 @@ int admin_find_server(const struct server_set *set, const char *text)
         return (int)server_set_find_text(set, text);
 }
 
-/* ISO 8601 UTC, or "" for 0. */
-static void iso_time(time_t t, char *buf, size_t size)
-{
-        struct tm tm;
-
-        buf[0] = '\0';
-        if (t && gmtime_r(&t, &tm))
-                strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static json_t *last_reload(const struct admin_server *a)
 {
         char when[32];
 
         if (!a->reloaded)
                 return json_null();
-        iso_time(a->reload_time, when, sizeof(when));
+        status_iso_time(a->reload_time, when, sizeof(when));
         return json_pack("{s:s, s:I, s:b, s:s?}", "time", when, "unix_time",
                          (json_int_t)a->reload_time, "ok", a->reload_ok, "error",
                          a->reload_ok ? NULL : a->reload_error);
-}
-
-static json_t *route_totals(struct route *r)
-{
-        const struct route_stats *st = r->st;
-        struct server_set *set = route_set_get(r);
-        size_t n = set->n;
-
-        server_set_unref(set);
-        return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->cfg->name,
-                         "servers", (json_int_t)n, "active", (json_int_t)atomic_load(&st->active),
-                         "accepted", (json_int_t)atomic_load(&st->accepted), "refused_acl",
-                         (json_int_t)atomic_load(&st->refused_acl), "refused_limit",
-                         (json_int_t)atomic_load(&st->refused_limit), "bad_proxy_header",
-                         (json_int_t)atomic_load(&st->bad_proxy_header), "connect_failures",
-                         (json_int_t)atomic_load(&st->connect_failures), "bytes_in",
-                         (json_int_t)atomic_load(&st->bytes_in), "bytes_out",
-                         (json_int_t)atomic_load(&st->bytes_out));
-}
-
-static const char *phase_name(enum daemon_phase p)
-{
-        return p == DAEMON_RUNNING ? "running" : p == DAEMON_DRAINING ? "draining" : "stopping";
 }
 
 static json_t *cmd_status(struct admin_server *a)
@@ -93,52 +61,19 @@ static json_t *cmd_status(struct admin_server *a)
         char started[32];
 
         for (size_t i = 0; routes && i < d->gen->n_routes; i++) {
-                if (json_array_append_new(routes, route_totals(&d->gen->routes[i])) != 0) {
+                if (json_array_append_new(routes, status_route_json(&d->gen->routes[i])) != 0) {
                         json_decref(routes);
                         return NULL;
                 }
         }
-        iso_time(a->started, started, sizeof(started));
+        status_iso_time(a->started, started, sizeof(started));
         resp = json_pack("{s:b, s:s, s:i, s:s, s:f, s:s, s:s, s:o, s:i, s:i, s:o}", "ok", 1,
                          "version", EVPROXY_VERSION, "pid", (int)getpid(), "started", started,
                          "uptime_s", (double)(evio_now_ms() - a->started_ms) / 1000.0, "config",
-                         d->config_path, "phase", phase_name(d->phase), "last_reload",
+                         d->config_path, "phase", status_phase_name(d->phase), "last_reload",
                          last_reload(a), "workers", (int)d->n_workers, "connections",
                          (int)atomic_load(&d->shared.active), "routes", routes);
         return resp;
-}
-
-static const char *server_state(const struct upstream_server *s)
-{
-        unsigned st = atomic_load(&s->admin);
-
-        if (st != ADMIN_STATE_READY)
-                return admin_state_name(st);
-        return atomic_load(&s->down) ? "down" : "ready";
-}
-
-static json_t *server_json(const struct route *r, const struct server_entry *e)
-{
-        const struct upstream_server *s = e->srv;
-        int err = atomic_load(&s->last_error);
-        char when[32];
-        json_t *o;
-
-        iso_time((time_t)atomic_load(&s->last_error_at), when, sizeof(when));
-        o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s?, s:s?}", "route", r->cfg->name,
-                      "server", e->addr.text, "state", server_state(s), "admin",
-                      admin_state_name(atomic_load(&s->admin)), "health",
-                      atomic_load(&s->down) ? "down" : "up", "active",
-                      (json_int_t)atomic_load(&s->active), "connects",
-                      (json_int_t)atomic_load(&s->connects), "connect_failures",
-                      (json_int_t)atomic_load(&s->connect_failures), "last_error",
-                      err ? strerror(-err) : NULL, "last_error_time", err ? when : NULL);
-        /* The upstream name this address came from; null for a literal address. */
-        if (o && json_object_set_new(o, "name", e->name[0] ? json_string(e->name) : json_null())) {
-                json_decref(o);
-                o = NULL;
-        }
-        return o;
 }
 
 static json_t *cmd_servers(struct admin_server *a, const char *route)
@@ -160,7 +95,8 @@ static json_t *cmd_servers(struct admin_server *a, const char *route)
                         continue;
                 set = route_set_get(r);
                 for (size_t j = 0; !failed && j < set->n; j++)
-                        failed = json_array_append_new(list, server_json(r, &set->e[j])) != 0;
+                        failed =
+                            json_array_append_new(list, status_server_json(r, &set->e[j])) != 0;
                 server_set_unref(set);
                 if (failed) {
                         json_decref(list);

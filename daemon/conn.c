@@ -180,8 +180,8 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
 
                 conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
-                log_access(conn_route(c)->name, client, upstream, c->up.bytes, c->down.bytes,
-                           evio_now_ms() - c->start_ms, conn_end_name(end));
+                log_access_id(c->id, conn_route(c)->name, client, upstream, c->up.bytes,
+                              c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         addr_slot_clear(&c->client);

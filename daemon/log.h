@@ -1,6 +1,8 @@
 /* Logging for evproxyd: one line per event on stderr, prefixed "<N>" with its syslog priority so
  * journald keeps levels. Lines are written with a single write() so threads never interleave.
- * Only the daemon logs; the *_errno helpers log strerror(-r) and return r. */
+ * When stderr is journald's stream ($JOURNAL_STREAM), lines go to the journal with fields
+ * instead (log_journal.h). Only the daemon logs; the *_errno helpers log strerror(-r) and
+ * return r. */
 #ifndef EVPROXYD_LOG_H
 #define EVPROXYD_LOG_H
 
@@ -18,6 +20,9 @@ int log_errno(int prio, int r, const char *fmt, ...) LOG_PRINTF(3, 4);
 /* The access line of one finished connection (priority info), written whatever the level. */
 void log_access(const char *route, const char *client, const char *upstream, uint64_t bytes_in,
                 uint64_t bytes_out, uint64_t duration_ms, const char *end);
+/* The same for a connection with an id (conn.h), which the journal gets as EVPROXY_CONN_ID. */
+void log_access_id(uint64_t conn_id, const char *route, const char *client, const char *upstream,
+                   uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms, const char *end);
 
 #define log_debug(...)            log_printf(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)             log_printf(LOG_INFO, __VA_ARGS__)

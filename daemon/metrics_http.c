@@ -1,7 +1,8 @@
 /* Request parsing for the metrics endpoint: "METHOD SP target SP HTTP/1.x" then header lines
- * ("name: value"), ended by an empty line; CRLF or bare LF line ends. Only GET /metrics (any
- * query string) is served; other targets get 404, other methods 405, other HTTP versions 505,
- * anything malformed 400. No allocation, no state between calls. */
+ * ("name: value"), ended by an empty line; CRLF or bare LF line ends. Only GET of /metrics, /,
+ * /status.js, /status.css and /status.json (any query string) is served; other targets get 404,
+ * other methods 405, other HTTP versions 505, anything malformed 400. No allocation, no state
+ * between calls. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -33,6 +34,29 @@ static size_t line_len(const char *buf, size_t p, size_t nl)
         return nl > p && buf[nl - 1] == '\r' ? nl - 1 - p : nl - p;
 }
 
+/* The target t[0..n) names, ignoring a query string: 0 and *out set, or -1 (404). */
+static int match_target(const char *t, size_t n, enum mhttp_target *out)
+{
+        static const struct {
+                const char *path;
+                enum mhttp_target target;
+        } known[] = {
+            {"/metrics", MHTTP_METRICS},         {"/", MHTTP_STATUS_HTML},
+            {"/status.js", MHTTP_STATUS_JS},     {"/status.css", MHTTP_STATUS_CSS},
+            {"/status.json", MHTTP_STATUS_JSON},
+        };
+        const char *q = memchr(t, '?', n);
+        size_t path_len = q ? (size_t)(q - t) : n;
+
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+                if (strlen(known[i].path) == path_len && memcmp(known[i].path, t, path_len) == 0) {
+                        *out = known[i].target;
+                        return 0;
+                }
+        }
+        return -1;
+}
+
 static int parse_request_line(const char *s, size_t n, struct mhttp_request *out)
 {
         size_t i = 0, m, t, tn;
@@ -57,7 +81,7 @@ static int parse_request_line(const char *s, size_t n, struct mhttp_request *out
         out->minor = s[i + 7] - '0';
         if (m != 3 || memcmp(s, "GET", 3) != 0)
                 return 405;
-        if (tn < 8 || memcmp(s + t, "/metrics", 8) != 0 || (tn > 8 && s[t + 8] != '?'))
+        if (match_target(s + t, tn, &out->target) < 0)
                 return 404;
         return 200;
 }

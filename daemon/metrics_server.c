@@ -1,5 +1,6 @@
-/* The metrics endpoint on the main thread's driver. A connection's life:
- *   READING --whole request head--> WRITING (status + exposition) --all sent--> shutdown(WR),
+/* The metrics endpoint and status page (status_page.h) on the main thread's driver. A
+ * connection's life:
+ *   READING --whole request head--> WRITING (status + body) --all sent--> shutdown(WR),
  *   DRAINING (read and drop until the client closes) --> closed
  *   READING --over 4 KiB, EOF, error, or 5 s--> closed; WRITING/DRAINING --10 s--> closed
  * Wakers and timers run on the main thread inside evio_driver_turn(); closing there is safe
@@ -20,6 +21,7 @@
 #include "metrics_http.h"
 #include "metrics_server.h"
 #include "sock.h"
+#include "status_page.h"
 
 #define ACCEPT_RETRY_MS 100
 
@@ -44,6 +46,7 @@ struct metrics_server {
         struct sock_file file; /* a unix path's file we created */
         TAILQ_HEAD(, mconn) conns;
         unsigned n_conns;
+        uint64_t started_ms; /* for the status page's uptime */
 };
 
 static void mconn_close(struct mconn *c)
@@ -58,13 +61,27 @@ static void mconn_close(struct mconn *c)
         free(c);
 }
 
+/* The body of a GET that parsed (200), and its Content-Type. 0 or -errno. */
+static int mconn_body(struct mconn *c, const struct mhttp_request *req, struct mbuf *body,
+                      const char **type)
+{
+        struct metrics_server *m = c->m;
+
+        if (req->target != MHTTP_METRICS)
+                return status_page_body(m->d, req->target, evio_now_ms() - m->started_ms, body,
+                                        type);
+        *type = "text/plain; version=0.0.4; charset=utf-8";
+        return metrics_format(m->d, body);
+}
+
 static int mconn_respond(struct mconn *c, const struct mhttp_request *req)
 {
+        const char *type = "text/plain; charset=utf-8";
         struct mbuf body = {0};
         int r = 0;
 
         if (req->status == 200)
-                r = metrics_format(c->m->d, &body);
+                r = mconn_body(c, req, &body, &type);
         else
                 mbuf_printf(&body, "%d %s\n", req->status, mhttp_reason(req->status));
         if (r < 0 || body.failed) {
@@ -73,11 +90,9 @@ static int mconn_respond(struct mconn *c, const struct mhttp_request *req)
         }
         mbuf_printf(&c->out,
                     "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
-                    "Connection: close\r\n\r\n",
-                    req->minor == 0 ? 0 : 1, req->status, mhttp_reason(req->status),
-                    req->status == 200 ? "text/plain; version=0.0.4; charset=utf-8"
-                                       : "text/plain; charset=utf-8",
-                    body.len, req->status == 405 ? "Allow: GET\r\n" : "");
+                    "%sConnection: close\r\n\r\n",
+                    req->minor == 0 ? 0 : 1, req->status, mhttp_reason(req->status), type, body.len,
+                    req->status == 405 ? "Allow: GET\r\n" : "", STATUS_HTTP_HEADERS);
         if (body.len)
                 mbuf_printf(&c->out, "%.*s", (int)body.len, body.data);
         mbuf_free(&body);
@@ -243,6 +258,7 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
         if (!m)
                 return log_error_errno(-ENOMEM, "metrics");
         m->d = d;
+        m->started_ms = evio_now_ms();
         m->addr = cfg->metrics_listen; /* a copy: the configuration may be reloaded */
         m->lreg = EVIO_REGISTRATION_INIT;
         TAILQ_INIT(&m->conns);
@@ -260,7 +276,8 @@ int metrics_server_start(struct daemon *d, const struct cfg *cfg)
                 metrics_server_stop(d);
                 return r;
         }
-        log_info("metrics: serving http://%s/metrics", m->addr.text);
+        log_info("metrics: serving http://%s/metrics and the status page at http://%s/",
+                 m->addr.text, m->addr.text);
         return 0;
 }
 

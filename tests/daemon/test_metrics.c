@@ -38,6 +38,31 @@ static void test_http_ok(void **state)
         assert_int_equal(req.minor, 0);
 }
 
+/* The status page's paths (status_page.h), with or without a query string. */
+static void test_http_targets(void **state)
+{
+        struct mhttp_request req;
+        static const struct {
+                const char *req;
+                enum mhttp_target target;
+        } cases[] = {
+            {"GET /metrics HTTP/1.1\r\n\r\n", MHTTP_METRICS},
+            {"GET / HTTP/1.1\r\n\r\n", MHTTP_STATUS_HTML},
+            {"GET /?refresh=1 HTTP/1.0\r\n\r\n", MHTTP_STATUS_HTML},
+            {"GET /status.js HTTP/1.1\r\n\r\n", MHTTP_STATUS_JS},
+            {"GET /status.css HTTP/1.1\r\n\r\n", MHTTP_STATUS_CSS},
+            {"GET /status.json HTTP/1.1\r\n\r\n", MHTTP_STATUS_JSON},
+            {"GET /status.json?t=12 HTTP/1.1\r\n\r\n", MHTTP_STATUS_JSON},
+        };
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                req.target = (enum mhttp_target) - 1;
+                assert_int_equal(parse(cases[i].req, &req), (int)strlen(cases[i].req));
+                assert_int_equal(req.status, 200);
+                assert_int_equal(req.target, cases[i].target);
+        }
+}
+
 static void test_http_partial(void **state)
 {
         struct mhttp_request req;
@@ -54,7 +79,11 @@ static void test_http_errors(void **state)
                 const char *req;
                 int status;
         } cases[] = {
-            {"GET / HTTP/1.1\r\n\r\n", 404},
+            {"GET /index.html HTTP/1.1\r\n\r\n", 404},
+            {"GET /status HTTP/1.1\r\n\r\n", 404},
+            {"GET /status.jsx HTTP/1.1\r\n\r\n", 404},
+            {"GET //status.js HTTP/1.1\r\n\r\n", 404},
+            {"HEAD / HTTP/1.1\r\n\r\n", 405},
             {"GET /metricsx HTTP/1.1\r\n\r\n", 404},
             {"GET /metric HTTP/1.1\r\n\r\n", 404},
             {"POST /metrics HTTP/1.1\r\n\r\n", 405},
@@ -175,9 +204,10 @@ static void test_exposition(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_http_ok),        cmocka_unit_test(test_http_partial),
-            cmocka_unit_test(test_http_errors),    cmocka_unit_test(test_http_oversize),
-            cmocka_unit_test(test_label_escaping), cmocka_unit_test(test_exposition),
+            cmocka_unit_test(test_http_ok),       cmocka_unit_test(test_http_targets),
+            cmocka_unit_test(test_http_partial),  cmocka_unit_test(test_http_errors),
+            cmocka_unit_test(test_http_oversize), cmocka_unit_test(test_label_escaping),
+            cmocka_unit_test(test_exposition),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* libFuzzer target over the metrics endpoint's request parser: any input gives a head length
  * within the input and the limit, 0 (need more) or -EMSGSIZE, a known status, and the same
- * answer when parsed again from exactly the head it reported. */
+ * answer (status, and target of a GET) when parsed again from exactly the head it reported. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,6 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             req.status != 505)
                 abort();
         if (mhttp_parse((const char *)data, (size_t)n, &again) != n || again.status != req.status)
+                abort();
+        if (req.status == 200 && (again.target != req.target || req.target > MHTTP_STATUS_JSON))
                 abort();
         return 0;
 }

@@ -150,7 +150,7 @@ def start_one_route(ctx, metrics_kind):
 @ev.test
 def errors(ctx):
     d, maddr = start_one_route(ctx, "tcp6")
-    for raw, want in ((b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    for raw, want in ((b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n", 404),
                       (b"GET /metricsX HTTP/1.0\r\n\r\n", 404),
                       (b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405),
                       (b"HEAD /metrics HTTP/1.0\r\n\r\n", 405),
