@@ -14,6 +14,7 @@ import sys
 SEED = 19
 RESAMPLES = 10000
 LEVEL = 0.95
+MIN_PAIRS = 5  # fewer give no verdict: 4 pairs cannot reach p < 0.05 in a sign test either
 
 
 def ratios(pairs, higher_is_better=True):
@@ -82,7 +83,7 @@ def summarize(rs, seed=SEED, resamples=RESAMPLES):
     above, below, p = sign_test(rs)
     return {"n": len(rs), "median": statistics.median(rs), "median_ci": med_ci,
             "geomean": geomean(rs), "geomean_ci": geo_ci, "above": above, "below": below,
-            "p_sign": p, "verdict": verdict(*med_ci)}
+            "p_sign": p, "verdict": verdict(*med_ci) if len(rs) >= MIN_PAIRS else "too few pairs"}
 
 
 def fmt_summary(s):
@@ -169,6 +170,10 @@ def self_test():
                 lo, hi = bootstrap_ci(rs, statistics.median, resamples=300, seed=k)
                 hits += lo <= 1 <= hi
             self.assertGreaterEqual(hits, 85)
+
+        def test_no_verdict_from_too_few_pairs(self):
+            self.assertEqual(summarize([1.5] * 4)["verdict"], "too few pairs")
+            self.assertEqual(summarize([1.5] * 5)["verdict"], "ahead")
 
         def test_robust_to_one_stall(self):
             # One pair where the machine stalled evproxyd's run: the median barely moves.
