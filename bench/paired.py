@@ -6,6 +6,7 @@ ratios into a median with a 95 % bootstrap CI, a sign test and a verdict ahead /
 """
 import csv
 import os
+import statistics
 
 import stats
 
@@ -32,7 +33,10 @@ def run_pairs(clients, rows, n_pairs, measure, say, wd):
                     w.writerow([key, peer, i + 1, "/".join(order), e[0], p[0], e[1], p[1],
                                 e[2], p[2]])
                     f.flush()
+                figs = [(e[0], p[0]) for e, p in got if e[0] and p[0]]
                 out[key][peer] = {
+                    "medians": (statistics.median(x for x, _ in figs),
+                                statistics.median(y for _, y in figs)) if figs else None,
                     "fig": stats.summarize(stats.ratios([(e[0], p[0]) for e, p in got])),
                     "p99": stats.summarize(stats.ratios([(e[1], p[1]) for e, p in got], False)),
                     "cpu": stats.summarize(stats.ratios([(e[2], p[2]) for e, p in got], False)),
@@ -51,12 +55,15 @@ def _cell(s):
 def report(key, title, unit, cpu_label, res, n_pairs, say):
     say("%s: evproxyd / row, median of %d paired ratios [95%% bootstrap CI] verdict "
         "(> 1: evproxyd better)" % (title, n_pairs))
-    say("  %-14s %-28s %-28s %-28s %s" % ("vs", unit, "p99 (row/evproxyd)",
-                                          cpu_label + " (row/evp)", "sign test, figure"))
+    say("  %-14s %-21s %-28s %-28s %-28s %s" % ("vs", "medians evp / row", unit,
+                                                "p99 (row/evproxyd)", cpu_label + " (row/evp)",
+                                                "sign test, figure"))
     for peer, r in res.items():
         s = r["fig"]
         sign = ("%d/%d above 1, p=%.4f" % (s["above"], s["above"] + s["below"], s["p_sign"])
                 if s else "-")
-        say("  %-14s %s %s %s %s" % (peer, _cell(r["fig"]), _cell(r["p99"]), _cell(r["cpu"]),
-                                     sign))
+        m = r["medians"]
+        say("  %-14s %-21s %s %s %s %s" % (peer, "%.4g / %.4g" % m if m else "-",
+                                           _cell(r["fig"]), _cell(r["p99"]), _cell(r["cpu"]),
+                                           sign))
     say()

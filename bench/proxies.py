@@ -94,3 +94,19 @@ def start(kind, procs, wd, pairs, evproxyd, workers=1, cpuset=None, idle_s=0,
 def main_pid(kind, p):
     """The process that carries the connections: nginx's one worker, else p itself."""
     return P.main_pid("nginx" if kind == "nginx" else kind, [p])
+
+
+def run_at_nice(nice):
+    """--nice: this process (and so the clients it runs) and every process Procs starts at that
+    nice, each session's autogroup included (see run-peers --nice). Re-executes the script under
+    setsid(1) when it leads a process group and so cannot start a session itself."""
+    import sys
+    if nice is None:
+        return
+    if os.getsid(0) != os.getpid():
+        try:
+            os.setsid()
+        except PermissionError:
+            os.execvp("setsid", ["setsid", "-w", sys.executable] + sys.argv)
+    P.PRIORITY = nice
+    P.prioritize(os.getpid())

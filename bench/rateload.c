@@ -2,7 +2,9 @@
  * over N kept connections to an echo server, for bench/cost-curves. A request is SIZE bytes;
  * it is answered when as many bytes came back. Open loop: request k is due at t0 + k/RATE on
  * connection k mod N; its latency counts from when it was due (so a stall is not hidden), and a
- * connection still busy when its next one is due sends it right after. Prints one JSON line.
+ * connection still busy when its next one is due sends it right after. Before the clock starts,
+ * every connection carries one request and its answer (so the proxy has accepted and connected
+ * them all: connect() returns once the kernel queued it). Prints one JSON line.
  *   rateload ADDR CONNS RATE(0 = flat out) SECONDS [SIZE]          ADDR = 127.0.0.1:PORT */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -90,6 +92,25 @@ static void on_readable(struct rconn *c, const char *msg, unsigned size, uint64_
         }
 }
 
+/* One request on every connection, all answered: then the measured part starts. */
+static int warm_up(struct rconn *cs, unsigned conns, int ep, const char *msg, unsigned size)
+{
+        uint64_t end = now_ns() + 60000000000u;
+        size_t before = n_samples;
+        struct epoll_event evs[256];
+
+        for (unsigned i = 0; i < conns; i++)
+                send_req(&cs[i], msg, size, now_ns());
+        while (n_samples - before < conns && n_failed == 0 && now_ns() < end) {
+                int n = epoll_wait(ep, evs, 256, 100);
+
+                for (int i = 0; i < n; i++)
+                        on_readable(evs[i].data.ptr, msg, size, 1, now_ns());
+        }
+        n_samples = before;
+        return n_failed == 0 && now_ns() < end ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
         struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -128,6 +149,10 @@ int main(int argc, char **argv)
                         fprintf(stderr, "rateload: connection %u: %s\n", i, strerror(-r));
                         return 1;
                 }
+        }
+        if (warm_up(cs, conns, ep, msg, size) < 0) {
+                fprintf(stderr, "rateload: not every connection answered within 60 s\n");
+                return 1;
         }
         uint64_t interval = rate > 0 ? (uint64_t)(1e9 / rate) : 0;
         uint64_t t0 = now_ns(), end = t0 + (uint64_t)(secs * 1e9), next = t0;
