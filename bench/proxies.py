@@ -29,7 +29,8 @@ def config(kind, d, pairs, workers=1, idle_s=0, metrics_port=None, admin=None):
     upstreams = [ "127.0.0.1:{up}" ]; idle_timeout = {idle_s}; }}"""
                             for i, (lp, up) in enumerate(pairs))
         extra = f'metrics = {{ listen = "127.0.0.1:{metrics_port}"; }};\n' if metrics_port else ""
-        extra += f'admin = {{ listen = "{admin}"; }};\n' if admin else ""
+        extra += (f'admin = {{ listen = "{admin}"; state_file = "{d}/state"; }};\n'
+                  if admin else "")
         path = P.write(os.path.join(d, "evproxy.conf"), f"""workers = {workers};
 log_level = "warning";
 access_log = false;
