@@ -110,6 +110,8 @@ static void driver_families(struct daemon *d, struct mbuf *b)
 /* Per worker: how evenly SO_REUSEPORT spreads new connections over the workers. */
 static void worker_families(struct daemon *d, struct mbuf *b)
 {
+        if (!d->workers || d->n_workers == 0)
+                return; /* a family is written with its samples or not at all */
         family(b, "evproxy_worker_accepted_total", "counter",
                "Client connections each worker accepted, all routes.");
         for (unsigned i = 0; d->workers && i < d->n_workers; i++)
