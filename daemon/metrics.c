@@ -109,6 +109,19 @@ static void driver_families(struct daemon *d, struct mbuf *b)
         mbuf_printf(b, "evproxy_connections_active %u\n", atomic_load(&d->shared.active));
 }
 
+/* Per worker: how evenly SO_REUSEPORT spreads new connections over the workers. */
+static void worker_families(struct daemon *d, struct mbuf *b)
+{
+        if (!d->workers || d->n_workers == 0)
+                return; /* a family is written with its samples or not at all */
+        family(b, "evproxy_worker_accepted_total", "counter",
+               "Client connections each worker accepted, all routes.");
+        for (unsigned i = 0; d->workers && i < d->n_workers; i++)
+                if (d->workers[i])
+                        mbuf_printf(b, "evproxy_worker_accepted_total{worker=\"%u\"} %llu\n", i,
+                                    (unsigned long long)worker_accepted(d->workers[i]));
+}
+
 static void gauge_states(struct mbuf *b, const char *name, unsigned long long total,
                          unsigned long long in_use)
 {
@@ -271,6 +284,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
         const struct gen *g = d->gen;
 
         driver_families(d, out);
+        worker_families(d, out);
         pipe_families(d, out);
         if (g) {
                 route_families(out, g);

@@ -68,6 +68,7 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
         unsigned max = w->gen->cfg->max_connections;
 
         atomic_fetch_add_explicit(&rt->st->accepted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
         if (!conn_admit(&w->env, l, fd, sa, len)) /* allow/deny (acl.c), before any limit */
                 return;
         if (!limit_take(&w->sh->active, max)) {
@@ -527,4 +528,9 @@ int worker_post(struct worker *w, struct evio_driver_task *task)
 void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out)
 {
         evio_handle_metrics(w->env.h, out);
+}
+
+uint64_t worker_accepted(struct worker *w)
+{
+        return atomic_load_explicit(&w->accepted, memory_order_relaxed);
 }

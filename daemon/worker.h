@@ -51,6 +51,7 @@ struct worker {
         bool accept_paused; /* out of fds: no accept until pause_timer fires */
         struct evio_timer drain_timer, pause_timer;
         struct evio_driver_task drain_task, stop_task, ping_task;
+        _Atomic uint64_t accepted; /* connections this worker accepted (SO_REUSEPORT spread) */
 };
 
 /* Create worker id accepting for g: its driver, pools, and registrations on every listener.
@@ -78,6 +79,8 @@ void worker_stop(struct worker *w);
 void worker_ping(struct worker *w);
 /* From any thread: run task on w's thread during its next turn. */
 int worker_post(struct worker *w, struct evio_driver_task *task);
+/* From any thread: connections w accepted, on every listener, since it started. */
+uint64_t worker_accepted(struct worker *w);
 /* From any thread: w's driver counters. */
 void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out);
 

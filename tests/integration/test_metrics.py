@@ -9,6 +9,8 @@ errors: other paths 404, other methods 405, garbage 400, HTTP/2.0 505.
 cut_off: a request head over 4 KiB is closed without an answer; one that is not complete
   within 5 s is closed; at most 16 connections at once (the 17th is closed at once).
 unix: the endpoint on a unix socket path.
+per_worker: evproxy_worker_accepted_total{worker="i"} has one sample per worker, and they add
+  up to the connections accepted (how evenly SO_REUSEPORT spreads them is printed, not judged).
 """
 
 import os
@@ -205,6 +207,28 @@ def unix(ctx):
     check(status == 200 and "evproxy_upstream_up" in text, "unix endpoint: %d" % status)
     d.stop()
     check(not os.path.exists(maddr.value), "metrics socket file left behind")
+
+
+@ev.test
+def per_worker(ctx):
+    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
+    echo = ctx.server("tcp4", ev.echo_handler)
+    d = ctx.daemon(ev.make_config([{"name": "r", "listen": [listen], "upstreams": [echo.addr]}],
+                                  workers=3, metrics={"listen": maddr})).start()
+    n = 60
+    for i in range(n):
+        c = ev.connect(listen)
+        ev.echo_roundtrip(c, b"w%d" % i)
+        c.close()
+    d.wait_access(n, route="r")
+    _, _, text = request(maddr, b"GET /metrics HTTP/1.0\r\n\r\n")
+    m = parse(text)
+    per = [get(m, "evproxy_worker_accepted_total", worker=str(i)) for i in range(3)]
+    check(not any(k[0] == "evproxy_worker_accepted_total" and ("worker", "3") in k[1]
+                  for k in m), "a sample for a fourth worker")
+    print("  accepted per worker over %d connections: %s" % (n, per))
+    check(sum(per) == n, "per-worker counts %s add up to %d, not %d" % (per, sum(per), n))
+    d.stop()
 
 
 if __name__ == "__main__":
