@@ -19,6 +19,7 @@
 #include "admin.h"
 #include "daemon.h"
 #include "gen.h"
+#include "handover.h"
 #include "health_check.h"
 #include "listener.h"
 #include "log.h"
@@ -64,6 +65,7 @@ static int open_listeners(struct daemon *d)
 
         if (r < 0)
                 return log_error_errno(r, "taking the sockets passed by systemd");
+        handover_adopt_listeners(d); /* issue 18: the old process's sockets, never bound again */
         r = daemon_bind(d, d->gen, NULL);
         if (r < 0)
                 return r;
@@ -114,6 +116,7 @@ static int start_workers(struct daemon *d)
                 if (r < 0)
                         return r;
         }
+        handover_import(d); /* issue 18: connections of the old process, before any turn */
         for (unsigned i = 0; i < d->n_workers; i++) {
                 r = worker_start(d->workers[i]);
                 if (r < 0)
@@ -146,8 +149,12 @@ static int daemon_setup(struct daemon *d)
         r = evio_driver_enable_signals(d->drv, &sigs);
         if (r < 0)
                 return log_error_errno(r, "enabling signals");
+        if ((r = handover_take(d)) < 0) /* issue 18: evproxyd -H, from the old process */
+                return r;
         r = open_listeners(d);
         if (r < 0)
+                return r;
+        if ((r = handover_confirm(d)) < 0)
                 return r;
         r = metrics_server_start(d, d->gen->cfg); /* issue 5: metrics endpoint */
         if (r < 0)
@@ -162,6 +169,8 @@ static int daemon_setup(struct daemon *d)
                 return r;
         r = health_check_start(d); /* issue 5: active health checks */
         if (r < 0)
+                return r;
+        if ((r = handover_listen(d)) < 0) /* issue 18: for the next process */
                 return r;
         log_notice("evproxyd " EVPROXY_VERSION " ready: %zu listeners, %u workers",
                    d->gen->n_listeners, d->n_workers);
@@ -207,6 +216,7 @@ static int daemon_loop(struct daemon *d)
                         break;
                 }
                 daemon_reload_progress(d);
+                handover_progress(d);
                 sigs = evio_driver_take_signals(d->drv);
                 if (sigs & SIGBIT(SIGHUP))
                         daemon_reload(d);
@@ -247,6 +257,7 @@ static void daemon_teardown(struct daemon *d)
         health_check_stop(d);
         metrics_server_stop(d);
         admin_server_stop(d);
+        handover_free(d);
         daemon_status_stop(d);
         while (d->sets) {
                 struct lsockset *s = d->sets;

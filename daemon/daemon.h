@@ -32,6 +32,7 @@ enum daemon_phase {
 struct gen;
 struct lsockset;
 struct evsd_socket;
+struct handover;
 
 struct daemon {
         const char *config_path;
@@ -53,6 +54,7 @@ struct daemon {
         struct metrics_server *metrics; /* metrics.listen endpoint (metrics_server.c) */
         struct health_checker *checker; /* active health checks (health_check.c) */
         struct admin_server *admin;     /* admin.listen socket (admin.h) */
+        struct handover *ho;            /* evproxyd -H: handover socket and exchange (handover.h) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */

@@ -557,6 +557,14 @@ int ho_decode(const unsigned char *buf, size_t len, size_t n_fds, struct ho_stat
         return 0;
 }
 
+void ho_resign(unsigned char *buf, size_t len)
+{
+        uint64_t body = len - HO_HEADER_SIZE, sum = fnv1a(buf + HO_HEADER_SIZE, body);
+
+        memcpy(buf + 24, &body, sizeof(body));
+        memcpy(buf + 32, &sum, sizeof(sum));
+}
+
 void ho_state_map_fds(struct ho_state *st, const int *fds, size_t n_fds)
 {
         for (size_t i = 0; i < st->n_ls; i++)

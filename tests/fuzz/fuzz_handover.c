@@ -11,17 +11,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static uint64_t fnv(const unsigned char *p, size_t n)
-{
-        uint64_t h = UINT64_C(14695981039346656037);
-
-        for (size_t i = 0; i < n; i++) {
-                h ^= p[i];
-                h *= UINT64_C(1099511628211);
-        }
-        return h;
-}
-
 static void check(const struct ho_state *st, size_t n_fds)
 {
         struct ho_state again;
@@ -74,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(h.magic, HO_MAGIC, 8);
         memcpy(buf, &h, sizeof(h));
         memcpy(buf + HO_HEADER_SIZE, data + 4, body);
+        ho_resign(buf, HO_HEADER_SIZE + body);
         if (ho_decode(buf, HO_HEADER_SIZE + body, n_fds, &st) == 0) {
                 check(&st, n_fds);
                 ho_state_free(&st);

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Restart without a drop, takeover mode (evproxyd -H SOCKET, issue 18).
+
+inflight: 64 MiB each way through a TCP and a unix listener, both directions throttled so
+bytes sit in the proxy (splice pipes or copy buffers) when a second evproxyd takes over; plus a
+connection whose client has half-closed before the handover while its upstream still sends.
+Every byte must arrive (sha256), the old process must exit 0, the new one's access lines must
+count the bytes of the whole connection.
+resume: a successor that fails after taking the record (its configuration adds a listener on a
+port in use) must leave the old process serving everything, in-flight bytes included; and one
+with a bad configuration never touches it.
+"""
+
+import os
+import socket
+import sys
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evtest as ev  # noqa: E402
+from evtest import MiB, check  # noqa: E402
+
+SLICE = 64 * 1024
+PAUSE = 0.002  # per SLICE read: 64 MiB take about 2 s to drain
+
+
+def throttled_hash(sock, progress):
+    """Read to EOF, SLICE at a time with a pause: keeps the sender's bytes in the proxy."""
+    import hashlib
+    h = hashlib.sha256()
+    n = 0
+    sock.settimeout(ev.IO_TIMEOUT)
+    while True:
+        d = sock.recv(SLICE)
+        if not d:
+            return n, h.hexdigest()
+        h.update(d)
+        n += len(d)
+        progress[0] = n
+        time.sleep(PAUSE)
+
+
+def duplex_handler(send):
+    """Upstream: send `send` (paced by the client's reads) while reading to EOF, throttled;
+    shut the write side down once both are done."""
+
+    def handler(rec, server):
+        sender = ev.Task(ev.send_stream, rec.sock, send, name="up-send")
+        rec.received, rec.sha256 = throttled_hash(rec.sock, rec.progress)
+        rec.sent = sender.join(120)
+        rec.sock.shutdown(socket.SHUT_WR)
+    return handler
+
+
+class Client:
+    """Send `out` (then SHUT_WR) and read to EOF, throttled, in two threads."""
+
+    def __init__(self, addr, out):
+        self.sock = ev.connect(addr)
+        self.out = out
+        self.sent = [0]
+        self.got = [0]
+        self.sender = ev.Task(self._send, name="client-send")
+        self.reader = ev.Task(throttled_hash, self.sock, self.got, name="client-read")
+
+    def _send(self):
+        ev.send_stream(self.sock, self.out, progress=self.sent)
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def finish(self, want_in, srv_rec, name):
+        self.sender.join(120)
+        n, sha = self.reader.join(120)
+        self.sock.close()
+        check(n == want_in.length and sha == want_in.sha256(),
+              "%s: client got %d of %d bytes (sha %s)" % (name, n, want_in.length,
+                                                         "ok" if sha == want_in.sha256()
+                                                         else "BAD"))
+        check(srv_rec.done.wait(30), "%s: upstream did not finish" % name)
+        check(srv_rec.error is None, "%s: upstream error %s" % (name, srv_rec.error))
+        check(srv_rec.received == self.out.length and srv_rec.sha256 == self.out.sha256(),
+              "%s: upstream got %d of %d bytes (sha %s)"
+              % (name, srv_rec.received, self.out.length,
+                 "ok" if srv_rec.sha256 == self.out.sha256() else "BAD"))
+
+
+def setup(ctx, mode):
+    big_up, big_down = ev.Stream(1, 64 * MiB), ev.Stream(2, 64 * MiB)
+    half_up, half_down = ev.Stream(3, 1 * MiB), ev.Stream(4, 16 * MiB)
+    srv_tcp = ctx.server("tcp4", duplex_handler(big_down), name="up-tcp")
+    srv_unix = ctx.server("unix", duplex_handler(big_down), name="up-unix")
+    srv_half = ctx.server("tcp4", duplex_handler(half_down), name="up-half")
+    l_tcp, l_unix, l_half = ctx.addr("tcp4"), ctx.addr("unix"), ctx.addr("tcp4")
+    routes = [{"name": "tcp", "listen": [l_tcp], "upstreams": [srv_tcp.addr]},
+              {"name": "unix", "listen": [l_unix], "upstreams": [srv_unix.addr]},
+              {"name": "half", "listen": [l_half], "upstreams": [srv_half.addr]}]
+    conf = ev.make_config(routes, forwarding=mode)
+    cases = [("tcp", l_tcp, srv_tcp, big_up, big_down),
+             ("unix", l_unix, srv_unix, big_up, big_down),
+             ("half", l_half, srv_half, half_up, half_down)]
+    return conf, cases
+
+
+def start_clients(cases):
+    clients = []
+    for name, listen, srv, out, back in cases:
+        c = Client(listen, out)
+        clients.append((name, c, srv, back))
+    for name, c, srv, back in clients:
+        srv.wait_conns(1)
+    return clients
+
+
+def wait_in_flight(clients, half_name="half"):
+    """Until every connection moved some bytes and the half-closing client has shut down."""
+    dl = ev.deadline(20)
+    for name, c, srv, back in clients:
+        while c.got[0] < 2 * MiB or srv.records[0].progress[0] < (1 * MiB if name == half_name
+                                                                  else 2 * MiB):
+            check(time.monotonic() < dl, "%s: no progress before the handover" % name)
+            time.sleep(0.01)
+    half = [c for name, c, _, _ in clients if name == half_name][0]
+    half.sender.join(20)  # its SHUT_WR is done: half-closed at the handover
+
+
+def finish_clients(clients):
+    for name, c, srv, back in clients:
+        c.finish(back, srv.records[0], name)
+
+
+def inflight(ctx, mode):
+    conf, cases = setup(ctx, mode)
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    clients = start_clients(cases)
+    wait_in_flight(clients)
+    for name, c, srv, back in clients:
+        check(c.got[0] < back.length, "%s: finished before the handover: test too fast" % name)
+    new = ctx.daemon(conf, name="new").start(args=("-H", hsock))
+    old.wait_exit(15)
+    _, m = old.wait_line(r"handover: gave 3 listeners and 3 connections \((\d+) bytes", 1)
+    print("  %s: %s bytes in flight at the handover" % (mode, m.group(1)))
+    check(int(m.group(1)) > 0, "nothing in flight at the handover: the test proves little")
+    new.wait_line(r"handover: took over 3 listeners and 3 connections .*; 3 resumed", 1)
+    finish_clients(clients)
+    for name, c, srv, back in clients:
+        a = new.wait_access(1, route=name, timeout=10)[0]
+        check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
+              "%s: access bytes %d/%d, want %d/%d" % (name, a["bytes_in"], a["bytes_out"],
+                                                       c.out.length, back.length))
+    check(not old.access(), "old process logged connections it handed over: %s" % old.access())
+    # The new process accepts on the listeners it took over, and can hand over in turn.
+    c = Client(cases[2][1], cases[2][3])
+    cases[2][2].wait_conns(2)
+    c.finish(cases[2][4], cases[2][2].records[1], "after")
+    new.stop()
+
+
+@ev.test
+def inflight_splice(ctx):
+    inflight(ctx, "splice")
+
+
+@ev.test
+def inflight_copy(ctx):
+    inflight(ctx, "copy")
+
+
+@ev.test
+def failed_successor_resumes(ctx):
+    conf, cases = setup(ctx, ctx.args.mode or "splice")
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    clients = start_clients(cases)
+    wait_in_flight(clients)
+    # A configuration that cannot even load: the old process is never asked.
+    bad = ctx.daemon("routes = ( { name = \"x\"; ", name="bad")
+    bad.start(wait_ready=False, args=("-H", hsock))
+    check(bad.proc.wait(10) == 1, "bad config: exit %s" % bad.proc.returncode)
+    # One that loads, takes the record, then cannot bind a listener it adds: the old one
+    # must resume everything.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    ctx.defer(busy.close)
+    port = busy.getsockname()[1]
+    conf2 = conf.replace('listen = [ "127.0.0.1:', 'listen = [ "127.0.0.1:%d", "127.0.0.1:'
+                         % port, 1)
+    check(conf2 != conf, "test: could not add a listener")
+    failing = ctx.daemon(conf2, name="failing")
+    failing.start(wait_ready=False, args=("-H", hsock))
+    check(failing.proc.wait(20) == 1, "failing successor: exit %s" % failing.proc.returncode)
+    old.wait_line(r"handover: resumed", 10)
+    old.wait_line(r"handover to pid \d+ failed.*resuming 3 connections", 1)
+    finish_clients(clients)
+    check(old.proc.poll() is None, "old process exited")
+    for name, c, srv, back in clients:
+        a = old.wait_access(1, route=name, timeout=10)[0]
+        check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
+              "%s: access bytes %d/%d" % (name, a["bytes_in"], a["bytes_out"]))
+    old.stop()
+
+
+if __name__ == "__main__":
+    ev.main(__doc__)
