@@ -6,13 +6,19 @@ bytes sit in the proxy (splice pipes or copy buffers) when a second evproxyd tak
 connection whose client has half-closed before the handover while its upstream still sends.
 Every byte must arrive (sha256), the old process must exit 0, the new one's access lines must
 count the bytes of the whole connection.
+idle: 5,000 idle connections (an echo upstream in a process of its own: fds) survive the
+handover and each still round-trips after it.
+connect_loop: clients connecting in a loop across the handover: none refused, reset or lost.
 resume: a successor that fails after taking the record (its configuration adds a listener on a
 port in use) must leave the old process serving everything, in-flight bytes included; and one
 with a bad configuration never touches it.
 """
 
 import os
+import resource
+import selectors
 import socket
+import subprocess
 import sys
 import time
 
@@ -199,6 +205,171 @@ def failed_successor_resumes(ctx):
         check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
               "%s: access bytes %d/%d" % (name, a["bytes_in"], a["bytes_out"]))
     old.stop()
+
+
+ECHO_SERVER = r"""
+import resource, selectors, socket, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(4096)
+ls.setblocking(False)
+sel = selectors.DefaultSelector()
+sel.register(ls, selectors.EVENT_READ)
+print(ls.getsockname()[1], flush=True)
+while True:
+    for key, _ in sel.select(1.0):
+        s = key.fileobj
+        if s is ls:
+            try:
+                c, _ = ls.accept()
+            except BlockingIOError:
+                continue
+            c.setblocking(False)
+            sel.register(c, selectors.EVENT_READ)
+            continue
+        try:
+            d = s.recv(65536)
+        except (BlockingIOError, ConnectionResetError):
+            d = b"" if not isinstance(sys.exc_info()[1], BlockingIOError) else None
+        if d is None:
+            continue
+        if not d:
+            sel.unregister(s)
+            s.close()
+            continue
+        s.setblocking(True)
+        s.sendall(d)
+        s.setblocking(False)
+"""
+
+
+def echo_process(ctx):
+    p = subprocess.Popen([sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE)
+    ctx.defer(p.kill)
+    port = int(p.stdout.readline())
+    return ev.Addr("tcp4", port)
+
+
+def raise_fd_limit(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+    check(resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= want,
+          "cannot have %d open files" % want)
+
+
+def round_trip_all(socks, tag):
+    """Each socket sends its own payload and must get exactly it back (all at once, then
+    read with a selector: 5,000 round trips in well under a second)."""
+    want = {}
+    for i, c in enumerate(socks):
+        p = b"%s-%06d." % (tag, i)
+        c.sendall(p)
+        want[c.fileno()] = [p, b""]
+    sel = selectors.DefaultSelector()
+    for c in socks:
+        c.setblocking(False)
+        sel.register(c, selectors.EVENT_READ)
+    left = len(socks)
+    dl = ev.deadline(30)
+    while left:
+        check(time.monotonic() < dl, "%s: %d connections did not echo" % (tag, left))
+        for key, _ in sel.select(1.0):
+            c = key.fileobj
+            try:
+                d = c.recv(4096)
+            except BlockingIOError:
+                continue
+            w = want[c.fileno()]
+            check(d, "%s: connection %r closed" % (tag, w[0]))
+            w[1] += d
+            check(w[0].startswith(w[1]), "%s: got %r for %r" % (tag, w[1], w[0]))
+            if w[1] == w[0]:
+                sel.unregister(c)
+                left -= 1
+    for c in socks:
+        c.setblocking(True)
+
+
+@ev.test
+def idle_5000(ctx):
+    n = 5000
+    raise_fd_limit(n + 200)
+    up = echo_process(ctx)
+    l = ctx.addr("tcp4")
+    conf = ev.make_config([{"name": "idle", "listen": [l], "upstreams": [up]}],
+                          access_log=False)
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(ev.connect(l))
+        round_trip_all(socks, b"before")
+        t0 = time.monotonic()
+        new = ctx.daemon(conf, name="new").start(args=("-H", hsock), timeout=30)
+        old.wait_exit(30)
+        print("  %d connections: new process ready %.2fs after its start"
+              % (n, time.monotonic() - t0))
+        new.wait_line(r"took over 1 listeners and %d connections .*; %d resumed" % (n, n), 1)
+        round_trip_all(socks, b"after")
+    finally:
+        for c in socks:
+            c.close()
+    new.stop()
+
+
+def connect_looper(addr, stop, stats):
+    payload = b"x" * 1000
+    while not stop[0]:
+        try:
+            c = socket.create_connection(addr.sockaddr, timeout=10)
+            try:
+                c.sendall(payload)
+                got = ev.recv_exact(c, len(payload))
+                if got != payload:
+                    stats["bad"] += 1
+                else:
+                    stats["ok"] += 1
+            finally:
+                c.close()
+        except ConnectionRefusedError:
+            stats["refused"] += 1
+        except ConnectionResetError:
+            stats["reset"] += 1
+        except (OSError, ev.TestFailure) as e:
+            stats["other"] += 1
+            stats["what"] = repr(e)
+
+
+@ev.test
+def connect_loop(ctx):
+    srv = ctx.server("tcp4", ev.echo_handler, name="echo")
+    l = ctx.addr("tcp4")
+    conf = ev.make_config([{"name": "loop", "listen": [l], "upstreams": [srv.addr]}],
+                          access_log=False)
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    stop = [False]
+    stats = [{"ok": 0, "refused": 0, "reset": 0, "bad": 0, "other": 0} for _ in range(4)]
+    tasks = [ev.Task(connect_looper, l, stop, st, name="looper") for st in stats]
+    time.sleep(0.5)
+    before = sum(st["ok"] for st in stats)
+    new = ctx.daemon(conf, name="new").start(args=("-H", hsock))
+    old.wait_exit(15)
+    mid = sum(st["ok"] for st in stats)
+    time.sleep(0.5)
+    stop[0] = True
+    for t in tasks:
+        t.join(30)
+    total = {k: sum(st[k] for st in stats) for k in ("ok", "refused", "reset", "bad", "other")}
+    print("  connections: %d before the handover, %d by its end, %s in all"
+          % (before, mid, total))
+    check(total["ok"] > mid > before > 0, "no connection got through across the handover")
+    check(total["refused"] == total["reset"] == total["bad"] == total["other"] == 0,
+          "failures across the handover: %s %s" % (total, [st.get("what") for st in stats]))
+    new.stop()
 
 
 if __name__ == "__main__":
