@@ -65,7 +65,9 @@ static int open_listeners(struct daemon *d)
 
         if (r < 0)
                 return log_error_errno(r, "taking the sockets passed by systemd");
-        handover_adopt_listeners(d); /* issue 18: the old process's sockets, never bound again */
+        r = handover_adopt_listeners(d); /* issue 18: the old process's, never bound again */
+        if (r < 0)
+                return r;
         r = daemon_bind(d, d->gen, NULL);
         if (r < 0)
                 return r;
@@ -182,6 +184,8 @@ static void daemon_on_stop_signal(struct daemon *d)
 {
         switch (d->phase) {
         case DAEMON_RUNNING:
+                if (handover_stop_signal(d)) /* issue 18: to systemd's fd store */
+                        break;
                 log_notice("stopping: no new connections; draining %u connections for up to %gs",
                            atomic_load(&d->shared.active),
                            (double)d->gen->cfg->drain_timeout_ms / 1000.0);

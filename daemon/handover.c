@@ -24,7 +24,7 @@
 #include "log.h"
 #include "worker.h"
 
-const char *ho_path;
+static const char *ho_path;
 
 void handover_configure(const char *path)
 {
@@ -33,23 +33,32 @@ void handover_configure(const char *path)
 
 int ho_new(struct daemon *d)
 {
+        const char *path = ho_path ? ho_path : d->gen->cfg->handover.socket;
         struct handover *ho;
 
         if (d->ho)
                 return 0;
-        if (strlen(ho_path) >= sizeof(ho->sun.sun_path)) {
-                log_error("handover socket %s: path too long", ho_path);
+        if (strlen(path) >= sizeof(ho->sun.sun_path)) {
+                log_error("handover socket %s: path too long", path);
                 return -ENAMETOOLONG;
         }
         ho = calloc(1, sizeof(*ho));
         if (!ho)
                 return log_error_errno(-ENOMEM, "handover");
         ho->sun.sun_family = AF_UNIX;
-        strcpy(ho->sun.sun_path, ho_path);
+        strcpy(ho->sun.sun_path, path); /* "": no handover socket */
         ho->lfd = ho->peer = -1;
         ho->lreg = EVIO_REGISTRATION_INIT;
         d->ho = ho;
         return 0;
+}
+
+uint64_t ho_cookie(int fd)
+{
+        uint64_t c = 0;
+        socklen_t len = sizeof(c);
+
+        return getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) == 0 ? c : 0;
 }
 
 pid_t ho_peer_pid(int fd)
@@ -118,6 +127,11 @@ static int recv_state(struct handover *ho)
         }
         r = ho_decode(buf, len, m.a, &ho->st);
         free(buf);
+        for (size_t i = 0; r == 0 && i < m.a; i++) /* in order: each fd is the one named */
+                if (ho->st.cookies[i] && ho_cookie(fds[i]) != ho->st.cookies[i])
+                        r = -EBADMSG;
+        if (r < 0)
+                ho_state_free(&ho->st);
         if (r < 0) {
                 for (size_t i = 0; i < m.a; i++)
                         close(fds[i]);
@@ -135,12 +149,12 @@ int handover_take(struct daemon *d)
         struct handover *ho;
         int fd, r;
 
-        if (!ho_path)
-                return 0;
         r = ho_new(d);
         if (r < 0)
                 return r;
         ho = d->ho;
+        if (!ho->sun.sun_path[0])
+                return 0;
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return log_error_errno(-errno, "handover: socket");
@@ -148,10 +162,10 @@ int handover_take(struct daemon *d)
                 r = -errno;
                 close(fd);
                 if (r == -ENOENT || r == -ECONNREFUSED) {
-                        log_info("handover: no evproxyd at %s: starting afresh", ho_path);
+                        log_info("handover: no evproxyd at %s: starting afresh", ho->sun.sun_path);
                         return 0;
                 }
-                return log_error_errno(r, "handover: connecting to %s", ho_path);
+                return log_error_errno(r, "handover: connecting to %s", ho->sun.sun_path);
         }
         ho->peer = fd;
         ho->peer_pid = ho_peer_pid(fd);
@@ -197,13 +211,19 @@ static int adopt(struct daemon *d, const struct cfg_addr *a, struct ho_listener 
         return 0;
 }
 
-void handover_adopt_listeners(struct daemon *d)
+int handover_adopt_listeners(struct daemon *d)
 {
-        struct handover *ho = d->ho;
         const struct cfg *cfg = d->gen->cfg;
+        struct handover *ho;
+        int r;
 
-        if (!ho || !ho->took)
-                return;
+        if ((r = ho_new(d)) < 0)
+                return r;
+        ho = d->ho;
+        if (!ho->took && (r = ho_fdstore_take(d, ho)) < 0)
+                return r;
+        if (!ho->took)
+                return 0;
         for (size_t ri = 0; ri < cfg->n_routes; ri++) {
                 for (size_t j = 0; j < cfg->routes[ri].n_listen; j++) {
                         const struct cfg_addr *a = &cfg->routes[ri].listen[j];
@@ -218,6 +238,7 @@ void handover_adopt_listeners(struct daemon *d)
                         }
                 }
         }
+        return 0;
 }
 
 int handover_confirm(struct daemon *d)
@@ -229,10 +250,10 @@ int handover_confirm(struct daemon *d)
 
         if (!ho || !ho->took)
                 return 0;
-        r = ho_msg_send(ho->peer, HO_MSG_OK, 0, 0, NULL, 0, HO_TIMEOUT_MS);
-        if (r == 0)
+        r = ho->peer < 0 ? 0 : ho_msg_send(ho->peer, HO_MSG_OK, 0, 0, NULL, 0, HO_TIMEOUT_MS);
+        if (r == 0 && ho->peer >= 0)
                 r = ho_msg_recv(ho->peer, &m, &dummy, 0, &n, HO_TIMEOUT_MS);
-        if (r == 0 && m.type != HO_MSG_COMMIT)
+        if (r == 0 && ho->peer >= 0 && m.type != HO_MSG_COMMIT)
                 r = -EBADMSG;
         if (r < 0)
                 return log_error_errno(r, "handover: pid %d did not let go (it keeps serving)",
@@ -260,6 +281,8 @@ int handover_confirm(struct daemon *d)
                         s->file =
                             (struct sock_file){.created = true, .dev = st.st_dev, .ino = st.st_ino};
         }
+        if (ho->peer < 0) /* from the fd store: the old process is gone already */
+                return 0;
         /* Its metrics and admin sockets are ours to open once it is gone: wait for EOF. */
         r = ho_msg_recv(ho->peer, &m, &dummy, 0, &n, HO_TIMEOUT_MS);
         if (r != -ECONNRESET)

@@ -21,16 +21,20 @@ struct ho_dir;
 void handover_configure(const char *path);
 
 /* Start-up of a new process, in this order (each a no-op without a path or an old process):
- * take (connect, receive, validate), adopt_listeners (before daemon_bind: the old sockets
- * become this process's socket sets, never bound again), confirm (OK, wait for COMMIT, close
+ * take (connect, receive, validate), adopt_listeners (before daemon_bind: what systemd's fd
+ * store gave, if take got nothing; the old sockets become this process's socket sets, never
+ * bound again), confirm (OK, wait for COMMIT, close
  * listeners the new configuration dropped, wait for the old one to be gone), import (into the
  * workers, before they start), listen (for the next successor). -errno (logged) means exit 1:
  * the old process resumes. */
 int handover_take(struct daemon *d);
-void handover_adopt_listeners(struct daemon *d);
+int handover_adopt_listeners(struct daemon *d);
 int handover_confirm(struct daemon *d);
 void handover_import(struct daemon *d);
 int handover_listen(struct daemon *d);
+/* SIGTERM while running: with handover.fdstore under systemd, start handing everything to the
+ * fd store (true: the daemon then exits as the handover commits, or drains if it fails). */
+bool handover_stop_signal(struct daemon *d);
 /* Main loop, after each turn: serve a successor's request (old process). */
 void handover_progress(struct daemon *d);
 /* At exit; accepts a daemon without handover. */

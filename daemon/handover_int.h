@@ -3,6 +3,7 @@
 #define EVPROXYD_HANDOVER_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -27,13 +28,25 @@ struct handover {
         pid_t peer_pid;
         enum ho_phase phase;
         bool took;          /* new process: st holds what the old one gave */
+        bool from_store;    /* ... through systemd's fd store, not yet removed from it */
+        bool to_store;      /* old process: this handover goes to the fd store */
         struct ho_state st; /* old: what the workers exported; new: what was received */
 };
 
-extern const char *ho_path; /* handover_configure() */
-
-/* d->ho for ho_path, if not made yet: 0 or -errno (logged). */
+/* d->ho, if not made yet, for the socket of -H or else of the configuration ("": none).
+ * 0 or -errno (logged). */
 int ho_new(struct daemon *d);
+/* The fd store (handover_fdstore.c). wanted: configured and under systemd. push: st to the
+ * store (0, or -errno with nothing left there). take: from d->passed into ho->st, ho->took set
+ * (an unusable record is dropped from the store: 0, start afresh). release: remove what we took
+ * from the store, once it runs here. */
+bool ho_fdstore_wanted(const struct daemon *d);
+int ho_fdstore_push(struct handover *ho);
+int ho_fdstore_take(struct daemon *d, struct handover *ho);
+void ho_fdstore_release(struct handover *ho);
+
+/* fd's SO_COOKIE (its socket's identity), 0 if it has none. */
+uint64_t ho_cookie(int fd);
 /* The pid of a unix socket's peer, 0 if unknown. */
 pid_t ho_peer_pid(int fd);
 

@@ -27,31 +27,32 @@ int handover_listen(struct daemon *d)
         struct stat st;
         int fd, r;
 
-        if (!ho_path)
-                return 0;
         r = ho_new(d);
         if (r < 0)
                 return r;
         ho = d->ho;
+        ho_fdstore_release(ho); /* we run: the store must not keep what we took from it */
+        if (!ho->sun.sun_path[0])
+                return 0;
         /* Whoever had it before is gone (we took over from it, or it was not answering). */
         if (lstat(ho->sun.sun_path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void)unlink(ho->sun.sun_path);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return log_error_errno(-errno, "handover socket %s", ho_path);
+                return log_error_errno(-errno, "handover socket %s", ho->sun.sun_path);
         if (bind(fd, (struct sockaddr *)&ho->sun, sizeof(ho->sun)) < 0 ||
             chmod(ho->sun.sun_path, 0600) < 0 || listen(fd, 4) < 0 ||
             stat(ho->sun.sun_path, &st) < 0) {
                 r = -errno;
                 close(fd);
-                return log_error_errno(r, "handover socket %s", ho_path);
+                return log_error_errno(r, "handover socket %s", ho->sun.sun_path);
         }
         ho->own_file = true;
         ho->dev = st.st_dev;
         ho->ino = st.st_ino;
         r = evio_reg_open(&ho->lreg, evio_driver_handle(d->drv), fd, EVIO_INTEREST_READABLE, NULL);
         if (r < 0)
-                return log_error_errno(r, "handover socket %s: registering", ho_path);
+                return log_error_errno(r, "handover socket %s: registering", ho->sun.sun_path);
         ho->lfd = fd;
         return 0;
 }
@@ -90,6 +91,28 @@ static ssize_t accept_one(int lfd, void *arg)
         return fd < 0 ? -errno : fd;
 }
 
+static void quiesce(struct daemon *d, struct handover *ho)
+{
+        atomic_store(&d->shared.handover_acks, 0);
+        ho->phase = HO_QUIESCING;
+        for (unsigned i = 0; i < d->n_workers; i++)
+                worker_handover_quiesce(d->workers[i]);
+}
+
+bool handover_stop_signal(struct daemon *d)
+{
+        struct handover *ho = d->ho;
+
+        if (!ho || ho->phase != HO_IDLE || d->reloading || !ho_fdstore_wanted(d))
+                return false;
+        log_notice("stopping: handing %u connections to the fd store",
+                   atomic_load(&d->shared.active));
+        ho->to_store = true;
+        daemon_notify_stopping(d);
+        quiesce(d, ho);
+        return true;
+}
+
 static void serve_request(struct daemon *d, struct handover *ho)
 {
         struct ho_msg m;
@@ -114,10 +137,7 @@ static void serve_request(struct daemon *d, struct handover *ho)
         ho->peer_pid = ho_peer_pid((int)fd);
         log_notice("handover: pid %d takes over; %u workers stop accepting and reading",
                    ho->peer_pid, d->n_workers);
-        atomic_store(&d->shared.handover_acks, 0);
-        ho->phase = HO_QUIESCING;
-        for (unsigned i = 0; i < d->n_workers; i++)
-                worker_handover_quiesce(d->workers[i]);
+        quiesce(d, ho);
 }
 
 static bool set_seen(const struct gen *g, size_t upto, const struct lsockset *s)
@@ -164,7 +184,7 @@ static int send_all(struct handover *ho)
         struct ho_msg m;
         int *fds, mfd, dummy, r;
 
-        r = ho_encode(&ho->st, &buf, &len, &fds, &n_fds);
+        r = ho_encode(&ho->st, ho_cookie, &buf, &len, &fds, &n_fds);
         if (r < 0)
                 return r;
         mfd = ho_memfd_write(buf, len);
@@ -203,9 +223,14 @@ static void commit(struct daemon *d, struct handover *ho)
         }
         for (struct lsockset *s = d->sets; s; s = s->next)
                 memset(&s->file, 0, sizeof(s->file));
-        log_notice("handover: gave %zu listeners and %zu connections (%llu bytes in flight) to "
-                   "pid %d; exiting",
-                   ho->st.n_ls, ho->st.n_cs, (unsigned long long)pending, ho->peer_pid);
+        if (ho->to_store)
+                log_notice("handover: gave %zu listeners and %zu connections (%llu bytes in "
+                           "flight) to the fd store; exiting",
+                           ho->st.n_ls, ho->st.n_cs, (unsigned long long)pending);
+        else
+                log_notice("handover: gave %zu listeners and %zu connections (%llu bytes in "
+                           "flight) to pid %d; exiting",
+                           ho->st.n_ls, ho->st.n_cs, (unsigned long long)pending, ho->peer_pid);
         ho_state_free(&ho->st);
         evio_reg_close(&ho->lreg);
         ho->lfd = -1;
@@ -221,7 +246,11 @@ static void give_back(struct daemon *d, struct handover *ho, int r)
 {
         size_t n = ho->st.n_cs;
 
-        log_error_errno(r, "handover to pid %d failed: resuming %zu connections", ho->peer_pid, n);
+        if (ho->to_store)
+                log_error_errno(r, "handover to the fd store failed: draining %zu connections", n);
+        else
+                log_error_errno(r, "handover to pid %d failed: resuming %zu connections",
+                                ho->peer_pid, n);
         for (size_t i = 0; i < n; i++) {
                 struct worker *w = d->workers[i % d->n_workers];
                 struct ho_conn *c;
@@ -240,7 +269,8 @@ static void give_back(struct daemon *d, struct handover *ho, int r)
         }
         ho->st.n_cs = 0; /* moved; listener entries only name the sets' sockets */
         ho_state_free(&ho->st);
-        close(ho->peer);
+        if (ho->peer >= 0)
+                close(ho->peer);
         ho->peer = -1;
         atomic_store(&d->shared.handover_acks, 0);
         ho->phase = HO_RESUMING;
@@ -263,7 +293,16 @@ static void exchange(struct daemon *d, struct handover *ho)
         if (r == 0)
                 r = add_listeners(d, &ho->st);
         if (r == 0)
-                r = send_all(ho);
+                r = ho->to_store ? ho_fdstore_push(ho) : send_all(ho);
+        if (r < 0 && ho->to_store) {
+                /* The stop goes on as a drain of everything given back. */
+                give_back(d, ho, r);
+                ho->to_store = false;
+                d->phase = DAEMON_DRAINING;
+                for (unsigned i = 0; i < d->n_workers; i++)
+                        worker_drain(d->workers[i]);
+                return;
+        }
         if (r < 0) {
                 give_back(d, ho, r);
                 return;

@@ -2,8 +2,9 @@
  * machine. Layout: a 48-byte header (magic, version, fd/listener/connection counts, body length,
  * FNV-1a 64 checksum of the body, zero), then each listener (texts, socket count, fd indices),
  * then each connection (texts, fd indices, state, addresses, times, two directions with their
- * bytes in flight). The reader checks every length against what is left and every value
- * against its range, so no input makes it read out of bounds or accept an inconsistent record. */
+ * bytes in flight), then one 64-bit cookie per fd index. The reader checks every length against
+ * what is left and every value against its range, so no input makes it read out of bounds or accept
+ * an inconsistent record. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,7 @@ void ho_state_free(struct ho_state *st)
                 free(st->ls[i].fds);
         free(st->cs);
         free(st->ls);
+        free(st->cookies);
         memset(st, 0, sizeof(*st));
 }
 
@@ -299,8 +301,8 @@ static size_t count_fds(const struct ho_state *st)
         return n;
 }
 
-int ho_encode(const struct ho_state *st, unsigned char **buf, size_t *len, int **fds_out,
-              size_t *n_fds_out)
+int ho_encode(const struct ho_state *st, ho_cookie_fn *cookie, unsigned char **buf, size_t *len,
+              int **fds_out, size_t *n_fds_out)
 {
         unsigned char hdr[HO_HEADER_SIZE] = {0};
         struct wbuf w = {0};
@@ -326,6 +328,8 @@ int ho_encode(const struct ho_state *st, unsigned char **buf, size_t *len, int *
         }
         for (size_t i = 0; i < st->n_cs; i++)
                 w_conn(&w, &st->cs[i], fds, &n_fds);
+        for (size_t i = 0; i < n_fds; i++)
+                W_VAL(&w, uint64_t, cookie ? cookie(fds[i]) : 0);
         if (!w.err && w.len > HO_MAX_SIZE)
                 w.err = -E2BIG;
         if (w.err) {
@@ -492,6 +496,38 @@ static void r_listener(struct rbuf *r, struct ho_state *st, struct fdcheck *fc)
                 l->fds[j] = r_fd(r, fc, false);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return x < y ? -1 : x > y;
+}
+
+/* One cookie per fd index; a non-zero one names one socket, so it may not repeat. */
+static void r_cookies(struct rbuf *r, struct ho_state *st, size_t n_fds)
+{
+        const void *p = r_take(r, n_fds * sizeof(uint64_t));
+        uint64_t *sorted;
+
+        if (!p)
+                return;
+        st->cookies = malloc((n_fds ? n_fds : 1) * sizeof(uint64_t));
+        sorted = malloc((n_fds ? n_fds : 1) * sizeof(uint64_t));
+        if (!st->cookies || !sorted) {
+                free(sorted);
+                r->err = -ENOMEM;
+                return;
+        }
+        memcpy(st->cookies, p, n_fds * sizeof(uint64_t));
+        st->n_cookies = n_fds;
+        memcpy(sorted, p, n_fds * sizeof(uint64_t));
+        qsort(sorted, n_fds, sizeof(uint64_t), cmp_u64);
+        for (size_t i = 1; i < n_fds; i++)
+                if (sorted[i] && sorted[i] == sorted[i - 1])
+                        r->err = -EBADMSG;
+        free(sorted);
+}
+
 static int check_header(const unsigned char *buf, size_t len, size_t n_fds, uint32_t *n_ls,
                         uint32_t *n_cs)
 {
@@ -544,6 +580,10 @@ int ho_decode(const unsigned char *buf, size_t len, size_t n_fds, struct ho_stat
                 else
                         r_conn(&r, c, &fc);
         }
+        if (!r.err && n_fds > (r.len - r.off) / sizeof(uint64_t))
+                r.err = -EBADMSG;
+        if (!r.err)
+                r_cookies(&r, out, n_fds);
         if (!r.err && r.off != r.len)
                 r.err = -EBADMSG; /* trailing bytes */
         for (size_t i = 0; i < n_fds && !r.err; i++)

@@ -63,6 +63,8 @@ struct ho_listener {
 };
 
 struct ho_state {
+        uint64_t *cookies; /* decoded: SO_COOKIE of each fd index (0: unknown) */
+        size_t n_cookies;
         struct ho_listener *ls;
         size_t n_ls, cap_ls;
         struct ho_conn *cs;
@@ -81,13 +83,20 @@ void ho_state_close_fds(struct ho_state *st);
 /* Bytes in flight, both directions of every connection. */
 uint64_t ho_state_pending(const struct ho_state *st);
 
-/* st as bytes (*buf malloc'ed, *len) and its fds in index order (*fds malloc'ed, *n_fds).
- * 0, -ENOMEM, or -E2BIG past the limits above. */
-int ho_encode(const struct ho_state *st, unsigned char **buf, size_t *len, int **fds,
-              size_t *n_fds);
+/* The identity of an fd that travels with its index (SO_COOKIE): a receiver that gets the fds in
+ * no particular order (systemd's fd store) maps them back by it, one that gets them in order
+ * checks it. 0: unknown. */
+typedef uint64_t ho_cookie_fn(int fd);
+
+/* st as bytes (*buf malloc'ed, *len) and its fds in index order (*fds malloc'ed, *n_fds), each
+ * fd's cookie (cookie may be NULL: all 0) in the record. 0, -ENOMEM, or -E2BIG past the limits
+ * above. */
+int ho_encode(const struct ho_state *st, ho_cookie_fn *cookie, unsigned char **buf, size_t *len,
+              int **fds, size_t *n_fds);
 /* Parse and check buf: magic, version, length, checksum, every count and length within bounds
  * and consistent, every fd index below n_fds and used once, each used, no trailing byte. out's
- * fds are the indices. 0, or -EBADMSG (-EPROTONOSUPPORT for another version, -ENOMEM); out is
+ * fds are the indices, its cookies the record's (a non-zero cookie twice: inconsistent).
+ * 0, or -EBADMSG (-EPROTONOSUPPORT for another version, -ENOMEM); out is
  * left empty on failure. */
 int ho_decode(const unsigned char *buf, size_t len, size_t n_fds, struct ho_state *out);
 /* Recompute the length and checksum in the header of an encoded record of len bytes (tests and

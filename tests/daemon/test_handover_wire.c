@@ -21,6 +21,12 @@ static void resign(unsigned char *buf, size_t len)
         ho_resign(buf, len);
 }
 
+/* Distinct per fd, as SO_COOKIE is per socket. */
+static uint64_t fake_cookie(int fd)
+{
+        return 1000 + (uint64_t)fd;
+}
+
 static void fill(struct ho_state *st)
 {
         struct ho_listener *l;
@@ -58,7 +64,7 @@ static void encode(struct ho_state *st, unsigned char **buf, size_t *len, size_t
 {
         int *fds;
 
-        assert_int_equal(ho_encode(st, buf, len, &fds, n_fds), 0);
+        assert_int_equal(ho_encode(st, fake_cookie, buf, len, &fds, n_fds), 0);
         free(fds);
 }
 
@@ -70,7 +76,7 @@ static void test_round_trip(void **state)
         int *fds;
 
         fill(&st);
-        assert_int_equal(ho_encode(&st, &buf, &len, &fds, &n_fds), 0);
+        assert_int_equal(ho_encode(&st, fake_cookie, &buf, &len, &fds, &n_fds), 0);
         assert_int_equal(n_fds, 5);
         assert_int_equal(fds[0], 10);
         assert_int_equal(fds[2], 20);
@@ -93,6 +99,8 @@ static void test_round_trip(void **state)
         assert_int_equal(out.cs[1].ufd, -1);
         assert_int_equal(out.cs[1].state, HO_CONNECTING);
         assert_int_equal(ho_state_pending(&out), 5);
+        assert_int_equal(out.n_cookies, 5);
+        assert_int_equal(out.cookies[2], 1020);
         ho_state_free(&out);
         ho_state_free(&st);
         free(buf);
@@ -190,6 +198,22 @@ static void test_rejects_counts_and_lengths(void **state)
         free(buf);
 }
 
+static void test_rejects_repeated_cookie(void **state)
+{
+        struct ho_state st = {0}, out;
+        unsigned char *buf;
+        size_t len, n_fds;
+
+        fill(&st);
+        encode(&st, &buf, &len, &n_fds);
+        /* The last fd's cookie made the one before it: one socket under two indices. */
+        memcpy(buf + len - 8, buf + len - 16, 8);
+        ho_resign(buf, len);
+        assert_int_equal(ho_decode(buf, len, n_fds, &out), -EBADMSG);
+        ho_state_free(&st);
+        free(buf);
+}
+
 static void expect_rejected(struct ho_state *st)
 {
         struct ho_state out;
@@ -231,6 +255,7 @@ int main(void)
             cmocka_unit_test(test_rejects_bad_fd_index),
             cmocka_unit_test(test_rejects_counts_and_lengths),
             cmocka_unit_test(test_rejects_impossible_states),
+            cmocka_unit_test(test_rejects_repeated_cookie),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

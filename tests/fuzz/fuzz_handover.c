@@ -22,7 +22,7 @@ static void check(const struct ho_state *st, size_t n_fds)
                 if (st->cs[i].cfd < 0 || (size_t)st->cs[i].cfd >= n_fds ||
                     (st->cs[i].ufd >= 0 && (size_t)st->cs[i].ufd >= n_fds))
                         abort();
-        if (ho_encode(st, &buf, &len, &fds, &n) != 0 || n != n_fds)
+        if (ho_encode(st, NULL, &buf, &len, &fds, &n) != 0 || n != n_fds)
                 abort();
         if (ho_decode(buf, len, n, &again) != 0 || again.n_cs != st->n_cs ||
             again.n_ls != st->n_ls || ho_state_pending(&again) != ho_state_pending(st))

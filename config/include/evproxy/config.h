@@ -71,6 +71,13 @@ struct cfg_route {
         int line; /* where the route starts in its file (for messages) */
 };
 
+/* Restart without a drop (handover = { ... }, issue 18): the successor's socket ("" = none) and
+ * whether a SIGTERM under systemd hands everything to the fd store instead of draining. */
+struct cfg_handover {
+        char socket[108]; /* sun_path */
+        bool fdstore;
+};
+
 /* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
 #define CFG_ADMIN_STATE_FILE "/var/lib/evproxy/state"
 struct cfg_admin {
@@ -97,6 +104,7 @@ struct cfg {
         struct cfg_route *routes;
         size_t n_routes;
         struct cfg_admin admin;
+        struct cfg_handover handover;
 };
 
 struct cfg_error {
