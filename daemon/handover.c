@@ -292,20 +292,53 @@ int handover_confirm(struct daemon *d)
         return 0;
 }
 
+static bool route_exists(const struct gen *g, const char *name)
+{
+        for (size_t i = 0; i < g->n_routes; i++)
+                if (strcmp(g->routes[i].cfg->name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* The ghost generation of a dropped route (made on first use, kept in ghosts[]). */
+static struct listener *ghost_listener(struct daemon *d, const char *route, struct gen **ghosts,
+                                       size_t *n)
+{
+        struct gen *g;
+
+        for (size_t i = 0; i < *n; i++)
+                if (ghosts[i] && strcmp(ghosts[i]->routes[0].cfg->name, route) == 0)
+                        return &ghosts[i]->listeners[0];
+        g = ho_ghost_gen(d, route, &d->ho->st);
+        ghosts[(*n)++] = g;
+        return g ? &g->listeners[0] : NULL;
+}
+
 void handover_import(struct daemon *d)
 {
         struct handover *ho = d->ho;
-        size_t ok = 0;
+        struct gen **ghosts;
+        size_t ok = 0, n_ghosts = 0;
 
         if (!ho || !ho->took)
                 return;
-        for (size_t i = 0; i < ho->st.n_cs; i++)
-                if (worker_handover_import(d->workers[i % d->n_workers], &ho->st.cs[i]) == 0)
+        ghosts = calloc(ho->st.n_cs ? ho->st.n_cs : 1, sizeof(*ghosts));
+        for (size_t i = 0; i < ho->st.n_cs; i++) {
+                struct ho_conn *c = &ho->st.cs[i];
+                struct listener *l = NULL;
+
+                if (!route_exists(d->gen, c->route) && ghosts)
+                        l = ghost_listener(d, c->route, ghosts, &n_ghosts);
+                if (worker_handover_import(d->workers[i % d->n_workers], c, l) == 0)
                         ok++;
+        }
+        for (size_t i = 0; i < n_ghosts; i++)
+                gen_unref(ghosts[i]); /* its connections hold it */
+        free(ghosts);
         log_notice("handover: took over %zu listeners and %zu connections (%llu bytes in "
-                   "flight) from pid %d; %zu resumed",
+                   "flight) from %s; %zu resumed",
                    ho->st.n_ls, ho->st.n_cs, (unsigned long long)ho_state_pending(&ho->st),
-                   ho->peer_pid, ok);
+                   ho->from_store ? "the fd store" : "the old process", ok);
         ho_state_free(&ho->st);
         ho->took = false;
 }

@@ -45,6 +45,10 @@ int ho_fdstore_push(struct handover *ho);
 int ho_fdstore_take(struct daemon *d, struct handover *ho);
 void ho_fdstore_release(struct handover *ho);
 
+/* A generation with route alone, listening nowhere, for the connections of st of a route the
+ * configuration dropped (handover_ghost.c); one reference, NULL if it cannot be made (logged). */
+struct gen *ho_ghost_gen(const struct daemon *d, const char *route, const struct ho_state *st);
+
 /* fd's SO_COOKIE (its socket's identity), 0 if it has none. */
 uint64_t ho_cookie(int fd);
 /* The pid of a unix socket's peer, 0 if unknown. */

@@ -560,9 +560,8 @@ static void ho_quiesce_fn(struct evio_driver_task *t)
         evio_handle_unpark(w->sh->main);
 }
 
-int worker_handover_import(struct worker *w, struct ho_conn *h)
+int worker_handover_import(struct worker *w, struct ho_conn *h, struct listener *l)
 {
-        struct listener *l = NULL;
         int r = -ENOENT;
 
         for (size_t i = 0; i < w->gen->n_listeners && !l; i++)
@@ -604,7 +603,7 @@ static void ho_resume_fn(struct evio_driver_task *t)
         }
         w->ho_quiesced = false;
         for (size_t i = 0; i < w->ho.n_cs; i++)
-                (void)worker_handover_import(w, &w->ho.cs[i]);
+                (void)worker_handover_import(w, &w->ho.cs[i], NULL);
         ho_state_free(&w->ho);
         atomic_fetch_add(&w->sh->handover_acks, 1);
         evio_handle_unpark(w->sh->main);

@@ -91,9 +91,10 @@ int worker_post(struct worker *w, struct evio_driver_task *task);
  * thread put the records there), which w->ho then no longer holds. */
 void worker_handover_quiesce(struct worker *w);
 void worker_handover_resume(struct worker *w);
-/* Import one record into w: on w's thread, or before w started. h's fds pass to the new
- * connection; on failure (logged) they are closed. */
-int worker_handover_import(struct worker *w, struct ho_conn *h);
+/* Import one record into w: on w's thread, or before w started; under listener l, or (l NULL)
+ * the first of its route in w's generation. h's fds pass to the new connection; on failure
+ * (logged) they are closed. */
+int worker_handover_import(struct worker *w, struct ho_conn *h, struct listener *l);
 
 /* From any thread: w's driver counters. */
 void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out);

@@ -9,6 +9,9 @@ count the bytes of the whole connection.
 idle: 5,000 idle connections (an echo upstream in a process of its own: fds) survive the
 handover and each still round-trips after it.
 connect_loop: clients connecting in a loop across the handover: none refused, reset or lost.
+route_removed: the new configuration drops a route (and its listener) and changes another's
+upstream: the dropped route's connection keeps its upstream and finishes intact, its listener
+is closed, the other route's new connections go to its new upstream.
 resume: a successor that fails after taking the record (its configuration adds a listener on a
 port in use) must leave the old process serving everything, in-flight bytes included; and one
 with a bad configuration never touches it.
@@ -205,6 +208,42 @@ def failed_successor_resumes(ctx):
         check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
               "%s: access bytes %d/%d" % (name, a["bytes_in"], a["bytes_out"]))
     old.stop()
+
+
+@ev.test
+def route_removed(ctx):
+    conf, cases = setup(ctx, ctx.args.mode or "splice")
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    clients = start_clients(cases)
+    wait_in_flight(clients)
+    srv_new = ctx.server("tcp4", ev.echo_handler, name="new-upstream")
+    # Without route "tcp" (its listener goes with it), and "half" on another server.
+    _, l_unix, srv_unix, _, _ = cases[1]
+    _, l_half, srv_half, _, _ = cases[2]
+    conf2 = ev.make_config([{"name": "unix", "listen": [l_unix], "upstreams": [srv_unix.addr]},
+                            {"name": "half", "listen": [l_half], "upstreams": [srv_new.addr]}],
+                           forwarding=ctx.args.mode or "splice")
+    new = ctx.daemon(conf2, name="new").start(args=("-H", hsock))
+    old.wait_exit(15)
+    new.wait_line(r"route tcp is not in the configuration: its connections keep their upstream",
+                  1)
+    new.wait_line(r"listen .* \(route tcp\) is not in the configuration: closed", 1)
+    finish_clients(clients)
+    a = new.wait_access(1, route="tcp", timeout=10)[0]
+    check(a["upstream"] == cases[0][2].addr.conf and a["bytes_in"] == cases[0][3].length,
+          "dropped route's access line: %s" % a)
+    try:
+        ev.connect(cases[0][1], timeout=2).close()
+        check(False, "the dropped route's listener still accepts")
+    except (ConnectionRefusedError, ConnectionResetError):
+        pass
+    c = ev.connect(l_half)
+    ev.echo_roundtrip(c, b"to the new upstream")
+    c.close()
+    check(srv_new.count() == 1, "new connections of route half: %d on its new upstream"
+          % srv_new.count())
+    new.stop()
 
 
 ECHO_SERVER = r"""
