@@ -200,7 +200,7 @@ def failed_successor_resumes(ctx):
     failing.start(wait_ready=False, args=("-H", hsock))
     check(failing.proc.wait(20) == 1, "failing successor: exit %s" % failing.proc.returncode)
     old.wait_line(r"handover: resumed", 10)
-    old.wait_line(r"handover to pid \d+ failed.*resuming 3 connections", 1)
+    old.wait_line(r"handover to pid \d+ failed.*resuming \d+ connections", 1)
     finish_clients(clients)
     check(old.proc.poll() is None, "old process exited")
     for name, c, srv, back in clients:
