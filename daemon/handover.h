@@ -35,6 +35,10 @@ int handover_listen(struct daemon *d);
 /* SIGTERM while running: with handover.fdstore under systemd, start handing everything to the
  * fd store (true: the daemon then exits as the handover commits, or drains if it fails). */
 bool handover_stop_signal(struct daemon *d);
+/* A signal (SIGHUP, SIGTERM, SIGINT) the main loop took while a handover is under way: true if
+ * it is put off until the handover is over (raised again if this process goes on). A reload or
+ * a drain must not touch listeners and connections that are being handed over. */
+bool handover_defer_signal(struct daemon *d, int sig);
 /* Main loop, after each turn: serve a successor's request (old process). */
 void handover_progress(struct daemon *d);
 /* At exit; accepts a daemon without handover. */

@@ -30,6 +30,7 @@ struct handover {
         bool took;          /* new process: st holds what the old one gave */
         bool from_store;    /* ... through systemd's fd store, not yet removed from it */
         bool to_store;      /* old process: this handover goes to the fd store */
+        uint64_t deferred;  /* signals (bit sig-1) that came during an exchange: raised after */
         struct ho_state st; /* old: what the workers exported; new: what was received */
 };
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -97,6 +98,16 @@ static void quiesce(struct daemon *d, struct handover *ho)
         ho->phase = HO_QUIESCING;
         for (unsigned i = 0; i < d->n_workers; i++)
                 worker_handover_quiesce(d->workers[i]);
+}
+
+bool handover_defer_signal(struct daemon *d, int sig)
+{
+        struct handover *ho = d->ho;
+
+        if (!ho || (ho->phase != HO_QUIESCING && ho->phase != HO_RESUMING))
+                return false;
+        ho->deferred |= UINT64_C(1) << (sig - 1);
+        return true;
 }
 
 bool handover_stop_signal(struct daemon *d)
@@ -329,6 +340,10 @@ void handover_progress(struct daemon *d)
                 if (atomic_load(&d->shared.handover_acks) >= d->n_workers) {
                         ho->phase = HO_IDLE;
                         log_notice("handover: resumed; serving as before");
+                        for (int sig = 1; sig <= 64; sig++) /* back through the signal token */
+                                if (ho->deferred & (UINT64_C(1) << (sig - 1)))
+                                        (void)kill(getpid(), sig);
+                        ho->deferred = 0;
                 }
                 break;
         case HO_DONE:

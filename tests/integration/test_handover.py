@@ -12,15 +12,21 @@ connect_loop: clients connecting in a loop across the handover: none refused, re
 route_removed: the new configuration drops a route (and its listener) and changes another's
 upstream: the dropped route's connection keeps its upstream and finishes intact, its listener
 is closed, the other route's new connections go to its new upstream.
+crashed_successor: a successor (played by the test) that takes the record and every fd, then
+dies before confirming: the old process resumes everything; a SIGHUP that came during the
+exchange is put off until after it (a reload must not touch what is being handed over).
 resume: a successor that fails after taking the record (its configuration adds a listener on a
 port in use) must leave the old process serving everything, in-flight bytes included; and one
 with a bad configuration never touches it.
 """
 
+import array
 import os
 import resource
 import selectors
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -244,6 +250,49 @@ def route_removed(ctx):
     check(srv_new.count() == 1, "new connections of route half: %d on its new upstream"
           % srv_new.count())
     new.stop()
+
+
+def fake_successor_take(path):
+    """Ask the evproxyd at path for a handover as evproxyd -H does; return (socket, fds)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(10)
+    s.send(struct.pack("=IIII", 0x31485645, 1, 0, 0))  # TAKE
+    fds = []
+    want = None
+    while want is None or len(fds) < want + 1:
+        msg, anc, _, _ = s.recvmsg(16, socket.CMSG_SPACE(253 * 4))
+        magic, typ, a, b = struct.unpack("=IIII", msg)
+        check(magic == 0x31485645 and typ in (2, 3), "unexpected message %r" % (msg,))
+        if typ == 2:
+            want = a
+        for level, t, data in anc:
+            if level == socket.SOL_SOCKET and t == socket.SCM_RIGHTS:
+                fds += array.array("i", data[:len(data) - len(data) % 4]).tolist()
+    return s, fds
+
+
+@ev.test
+def crashed_successor(ctx):
+    conf, cases = setup(ctx, ctx.args.mode or "splice")
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    clients = start_clients(cases)
+    wait_in_flight(clients)
+    s, fds = fake_successor_take(hsock)
+    # 3 listeners of 2 sockets (TCP: one per worker) or 1 (unix), 3 connections, the memfd.
+    check(len(fds) == 2 + 1 + 2 + 3 * 2 + 1, "got %d fds" % len(fds))
+    old.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    check(old.count_lines(r"reloaded") == 0, "reloaded during the handover")
+    for fd in fds:
+        os.close(fd)
+    s.close()  # dies before OK
+    old.wait_line(r"handover to pid \d+ failed.*resuming \d+ connections", 10)
+    old.wait_line(r"handover: resumed", 10)
+    old.wait_line(r"reloaded", 10)  # the SIGHUP, after the handover
+    finish_clients(clients)
+    old.stop()
 
 
 ECHO_SERVER = r"""
