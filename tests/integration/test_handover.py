@@ -101,7 +101,7 @@ class Client:
 
 def setup(ctx, mode):
     big_up, big_down = ev.Stream(1, 64 * MiB), ev.Stream(2, 64 * MiB)
-    half_up, half_down = ev.Stream(3, 1 * MiB), ev.Stream(4, 16 * MiB)
+    half_up, half_down = ev.Stream(3, 1 * MiB), ev.Stream(4, 48 * MiB)
     srv_tcp = ctx.server("tcp4", duplex_handler(big_down), name="up-tcp")
     srv_unix = ctx.server("unix", duplex_handler(big_down), name="up-unix")
     srv_half = ctx.server("tcp4", duplex_handler(half_down), name="up-half")
@@ -143,6 +143,22 @@ def finish_clients(clients):
         c.finish(back, srv.records[0], name)
 
 
+def check_access_once(old, new, clients):
+    """One access line per connection, by the process that ended it (the new one for those
+    handed over), counting every byte of the connection's life."""
+    for name, c, srv, back in clients:
+        dl = ev.deadline(10)
+        while not (old.access(route=name) + new.access(route=name)):
+            check(time.monotonic() < dl, "%s: no access line" % name)
+            time.sleep(0.05)
+        lines = old.access(route=name) + new.access(route=name)
+        check(len(lines) == 1, "%s: access lines %s" % (name, lines))
+        a = lines[0]
+        check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
+              "%s: access bytes %d/%d, want %d/%d" % (name, a["bytes_in"], a["bytes_out"],
+                                                       c.out.length, back.length))
+
+
 def inflight(ctx, mode):
     conf, cases = setup(ctx, mode)
     hsock = os.path.join(ctx.tmpdir, "handover.sock")
@@ -153,17 +169,16 @@ def inflight(ctx, mode):
         check(c.got[0] < back.length, "%s: finished before the handover: test too fast" % name)
     new = ctx.daemon(conf, name="new").start(args=("-H", hsock))
     old.wait_exit(15)
-    _, m = old.wait_line(r"handover: gave 3 listeners and 3 connections \((\d+) bytes", 1)
-    print("  %s: %s bytes in flight at the handover" % (mode, m.group(1)))
-    check(int(m.group(1)) > 0, "nothing in flight at the handover: the test proves little")
-    new.wait_line(r"handover: took over 3 listeners and 3 connections .*; 3 resumed", 1)
+    # All 3 unless one finished while the new process started (slow under sanitizers).
+    _, m = old.wait_line(r"handover: gave 3 listeners and (\d) connections \((\d+) bytes", 1)
+    print("  %s: %s connections, %s bytes in flight at the handover"
+          % (mode, m.group(1), m.group(2)))
+    check(int(m.group(1)) >= 2 and int(m.group(2)) > 0,
+          "too little in flight at the handover: the test proves little")
+    new.wait_line(r"handover: took over 3 listeners and %s connections .*; %s resumed"
+                  % (m.group(1), m.group(1)), 1)
     finish_clients(clients)
-    for name, c, srv, back in clients:
-        a = new.wait_access(1, route=name, timeout=10)[0]
-        check((a["bytes_in"], a["bytes_out"]) == (c.out.length, back.length),
-              "%s: access bytes %d/%d, want %d/%d" % (name, a["bytes_in"], a["bytes_out"],
-                                                       c.out.length, back.length))
-    check(not old.access(), "old process logged connections it handed over: %s" % old.access())
+    check_access_once(old, new, clients)
     # The new process accepts on the listeners it took over, and can hand over in turn.
     c = Client(cases[2][1], cases[2][3])
     cases[2][2].wait_conns(2)
