@@ -105,13 +105,19 @@ static int map_by_cookie(struct ho_state *st, const int *fds, size_t n)
  * -2 if several) and the fds. */
 static int take_entries(struct daemon *d, int *mfd, int **fds, size_t *n_fds)
 {
-        size_t k = 0;
+        size_t k = 0, ours = 0;
 
         *mfd = -1;
         *n_fds = 0;
-        *fds = malloc((d->n_passed ? d->n_passed : 1) * sizeof(int));
+        *fds = NULL;
+        for (size_t i = 0; i < d->n_passed; i++)
+                ours +=
+                    !strcmp(d->passed[i].name, NAME_FD) || !strcmp(d->passed[i].name, NAME_STATE);
+        if (ours == 0) /* a start that follows no handover: nothing to do, nothing to allocate */
+                return 0;
+        *fds = malloc(ours * sizeof(int));
         if (!*fds)
-                return -ENOMEM;
+                return log_error_errno(-ENOMEM, "handover: taking the fd store's sockets");
         for (size_t i = 0; i < d->n_passed; i++) {
                 if (strcmp(d->passed[i].name, NAME_FD) == 0)
                         (*fds)[(*n_fds)++] = d->passed[i].fd;
