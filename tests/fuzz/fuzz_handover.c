@@ -58,8 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                .n_fds = (uint32_t)n_fds,
                .n_ls = n_ls,
                .n_cs = n_cs,
-               .body_len = body,
-               .sum = fnv(data + 4, body)};
+               .body_len = body}; /* sum: ho_resign() below */
         memcpy(h.magic, HO_MAGIC, 8);
         memcpy(buf, &h, sizeof(h));
         memcpy(buf + HO_HEADER_SIZE, data + 4, body);
