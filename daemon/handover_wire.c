@@ -6,6 +6,7 @@
  * what is left and every value against its range, so no input makes it read out of bounds or accept
  * an inconsistent record. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -337,16 +338,12 @@ int ho_encode(const struct ho_state *st, ho_cookie_fn *cookie, unsigned char **b
                 free(fds);
                 return w.err;
         }
-        struct {
-                char magic[8];
-                uint32_t version, n_fds, n_ls, n_cs;
-                uint64_t body_len, sum, zero;
-        } h = {.version = HO_VERSION,
-               .n_fds = (uint32_t)n_fds,
-               .n_ls = (uint32_t)st->n_ls,
-               .n_cs = (uint32_t)st->n_cs,
-               .body_len = w.len - HO_HEADER_SIZE,
-               .sum = fnv1a(w.p + HO_HEADER_SIZE, w.len - HO_HEADER_SIZE)};
+        struct ho_header h = {.version = HO_VERSION,
+                              .n_fds = (uint32_t)n_fds,
+                              .n_ls = (uint32_t)st->n_ls,
+                              .n_cs = (uint32_t)st->n_cs,
+                              .body_len = w.len - HO_HEADER_SIZE,
+                              .sum = fnv1a(w.p + HO_HEADER_SIZE, w.len - HO_HEADER_SIZE)};
         _Static_assert(sizeof(h) == HO_HEADER_SIZE, "handover header");
         memcpy(h.magic, HO_MAGIC, 8);
         memcpy(w.p, &h, sizeof(h));
@@ -531,11 +528,7 @@ static void r_cookies(struct rbuf *r, struct ho_state *st, size_t n_fds)
 static int check_header(const unsigned char *buf, size_t len, size_t n_fds, uint32_t *n_ls,
                         uint32_t *n_cs)
 {
-        struct {
-                char magic[8];
-                uint32_t version, n_fds, n_ls, n_cs;
-                uint64_t body_len, sum, zero;
-        } h;
+        struct ho_header h;
 
         if (len < sizeof(h))
                 return -EBADMSG;
@@ -601,8 +594,8 @@ void ho_resign(unsigned char *buf, size_t len)
 {
         uint64_t body = len - HO_HEADER_SIZE, sum = fnv1a(buf + HO_HEADER_SIZE, body);
 
-        memcpy(buf + 24, &body, sizeof(body));
-        memcpy(buf + 32, &sum, sizeof(sum));
+        memcpy(buf + offsetof(struct ho_header, body_len), &body, sizeof(body));
+        memcpy(buf + offsetof(struct ho_header, sum), &sum, sizeof(sum));
 }
 
 void ho_state_map_fds(struct ho_state *st, const int *fds, size_t n_fds)

@@ -23,6 +23,13 @@
 #define HO_MAX_SIZE    ((size_t)1 << 34) /* the whole record */
 #define HO_TEXT_MAX    128               /* address texts, with the NUL (cfg_addr.text) */
 
+/* The record's first HO_HEADER_SIZE bytes (host order). sum: FNV-1a 64 of the body. */
+struct ho_header {
+        char magic[8];
+        uint32_t version, n_fds, n_ls, n_cs;
+        uint64_t body_len, sum, zero;
+};
+
 /* What a connection was doing when it was handed over, and so what the successor does. */
 enum ho_conn_state {
         HO_FORWARDING = 0,   /* both sockets: resume the pumps */

@@ -50,15 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         buf = malloc(HO_HEADER_SIZE + body);
         if (!buf)
                 return 0;
-        struct {
-                char magic[8];
-                uint32_t version, n_fds, n_ls, n_cs;
-                uint64_t body_len, sum, zero;
-        } h = {.version = HO_VERSION,
-               .n_fds = (uint32_t)n_fds,
-               .n_ls = n_ls,
-               .n_cs = n_cs,
-               .body_len = body}; /* sum: ho_resign() below */
+        struct ho_header h = {.version = HO_VERSION,
+                              .n_fds = (uint32_t)n_fds,
+                              .n_ls = n_ls,
+                              .n_cs = n_cs,
+                              .body_len = body}; /* sum: ho_resign() below */
         memcpy(h.magic, HO_MAGIC, 8);
         memcpy(buf, &h, sizeof(h));
         memcpy(buf + HO_HEADER_SIZE, data + 4, body);

@@ -39,7 +39,7 @@ for i, fd in enumerate(high):
 os.environ["LISTEN_FDS"] = str(len(fds))
 os.environ["LISTEN_FDNAMES"] = names
 os.environ["LISTEN_PID"] = str(os.getpid())
-os.execv(sys.argv[3], sys.argv[3:])
+os.execvp(sys.argv[3], sys.argv[3:])  # a checker (EVTEST_WRAPPER) may come first
 """
 
 
@@ -114,7 +114,8 @@ class FakeStore:
 
 def start_with_store(store, d, wait_ready=True):
     prefix, env, fds = store.launch(d)
-    return d.start(prefix=prefix, env=env, pass_fds=fds, wait_ready=wait_ready)
+    return d.start(prefix=prefix, env=env, pass_fds=fds, wait_ready=wait_ready,
+                   timeout=10 * th.SLOW)
 
 
 def inflight(ctx, mode):
@@ -127,7 +128,7 @@ def inflight(ctx, mode):
     th.wait_in_flight(clients)
     for name, c, srv, back in clients:
         check(c.got[0] < back.length, "%s: finished before the handover: test too fast" % name)
-    old.stop(15)
+    old.stop(15 * th.SLOW)
     _, m = old.wait_line(r"handover: gave 3 listeners and (\d) connections \((\d+) bytes in "
                          r"flight\) to the fd store", 1)
     print("  %s: %s connections, %s bytes in flight at the handover"
