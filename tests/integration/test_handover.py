@@ -51,7 +51,7 @@ def throttled_hash(sock, progress):
     import hashlib
     h = hashlib.sha256()
     n = 0
-    sock.settimeout(ev.IO_TIMEOUT)
+    sock.settimeout(ev.IO_TIMEOUT * SLOW)  # the daemons' gap is longer under a checker
     while True:
         d = sock.recv(SLICE)
         if not d:
@@ -67,7 +67,8 @@ def duplex_handler(send):
     shut the write side down once both are done."""
 
     def handler(rec, server):
-        sender = ev.Task(ev.send_stream, rec.sock, send, name="up-send")
+        sender = ev.Task(ev.send_stream, rec.sock, send, None, ev.IO_TIMEOUT * SLOW,
+                         name="up-send")
         rec.received, rec.sha256 = throttled_hash(rec.sock, rec.progress)
         rec.sent = sender.join(120)
         rec.sock.shutdown(socket.SHUT_WR)
@@ -86,7 +87,7 @@ class Client:
         self.reader = ev.Task(throttled_hash, self.sock, self.got, name="client-read")
 
     def _send(self):
-        ev.send_stream(self.sock, self.out, progress=self.sent)
+        ev.send_stream(self.sock, self.out, progress=self.sent, io_timeout=ev.IO_TIMEOUT * SLOW)
         self.sock.shutdown(socket.SHUT_WR)
 
     def finish(self, want_in, srv_rec, name):
@@ -212,7 +213,7 @@ def failed_successor_resumes(ctx):
     # A configuration that cannot even load: the old process is never asked.
     bad = ctx.daemon("routes = ( { name = \"x\"; ", name="bad")
     bad.start(wait_ready=False, args=("-H", hsock))
-    check(bad.proc.wait(10) == 1, "bad config: exit %s" % bad.proc.returncode)
+    check(bad.proc.wait(10 * SLOW) == 1, "bad config: exit %s" % bad.proc.returncode)
     # One that loads, takes the record, then cannot bind a listener it adds: the old one
     # must resume everything.
     busy = socket.socket()
@@ -225,8 +226,9 @@ def failed_successor_resumes(ctx):
     check(conf2 != conf, "test: could not add a listener")
     failing = ctx.daemon(conf2, name="failing")
     failing.start(wait_ready=False, args=("-H", hsock))
-    check(failing.proc.wait(20) == 1, "failing successor: exit %s" % failing.proc.returncode)
-    old.wait_line(r"handover: resumed", 10)
+    check(failing.proc.wait(20 * SLOW) == 1,
+          "failing successor: exit %s" % failing.proc.returncode)
+    old.wait_line(r"handover: resumed", 10 * SLOW)
     old.wait_line(r"handover to pid \d+ failed.*resuming \d+ connections", 1)
     finish_clients(clients)
     check(old.proc.poll() is None, "old process exited")
@@ -309,8 +311,8 @@ def crashed_successor(ctx):
     for fd in fds:
         os.close(fd)
     s.close()  # dies before OK
-    old.wait_line(r"handover to pid \d+ failed.*resuming \d+ connections", 10)
-    old.wait_line(r"handover: resumed", 10)
+    old.wait_line(r"handover to pid \d+ failed.*resuming \d+ connections", 10 * SLOW)
+    old.wait_line(r"handover: resumed", 10 * SLOW)
     old.wait_line(r"reloaded", 10)  # the SIGHUP, after the handover
     finish_clients(clients)
     old.stop()

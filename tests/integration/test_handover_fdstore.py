@@ -142,7 +142,7 @@ def inflight(ctx, mode):
     # A new process whose configuration does not load: exit 1, the store untouched.
     bad = ctx.daemon("routes = ( {", name="bad")
     start_with_store(store, bad, wait_ready=False)
-    check(bad.proc.wait(10) == 1, "bad config: exit %s" % bad.proc.returncode)
+    check(bad.proc.wait(10 * th.SLOW) == 1, "bad config: exit %s" % bad.proc.returncode)
     check(sorted(store.names()) == sorted(names), "the store changed: %s" % store.names())
     new = ctx.daemon(conf, name="new")
     start_with_store(store, new)
