@@ -3,7 +3,9 @@
  * (systemd STATUS= and watchdog):
  *   RUNNING --SIGTERM/SIGINT--> DRAINING (STOPPING=1) --every worker exited--> exit 0
  *   DRAINING --SIGTERM/SIGINT again--> STOPPING (workers close all now) --> exit 0
- *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1 */
+ *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1
+ *   RUNNING --successor's TAKE, or SIGTERM with handover.fdstore--> handover (handover.h):
+ *           everything given --> STOPPING --> exit 0; not given --> RUNNING (or DRAINING) */
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
