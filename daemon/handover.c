@@ -333,7 +333,9 @@ void handover_import(struct daemon *d)
                         ok++;
         }
         for (size_t i = 0; i < n_ghosts; i++)
-                gen_unref(ghosts[i]); /* its connections hold it */
+                gen_unref(ghosts[i]);                  /* its connections hold it */
+        atomic_store(&d->shared.handover_resumed, ok); /* metrics */
+        atomic_store(&d->shared.handover_resumed_bytes, ho_state_pending(&ho->st));
         free(ghosts);
         log_notice("handover: took over %zu listeners and %zu connections (%llu bytes in "
                    "flight) from %s; %zu resumed",

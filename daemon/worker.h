@@ -37,6 +37,8 @@ struct worker_shared {
         struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
         struct evio_handle *main;       /* unparked when a worker answers or exits */
         atomic_uint handover_acks;      /* workers that quiesced or resumed (handover.c) */
+        atomic_uint_least64_t handover_resumed;       /* connections taken over at start */
+        atomic_uint_least64_t handover_resumed_bytes; /* ... their bytes in flight */
 };
 
 struct worker {

@@ -408,9 +408,9 @@ def idle_5000(ctx):
     n = IDLE
     raise_fd_limit(n + 200)
     up = echo_process(ctx)
-    l = ctx.addr("tcp4")
+    l, maddr = ctx.addr("tcp4"), ctx.addr("tcp4")
     conf = ev.make_config([{"name": "idle", "listen": [l], "upstreams": [up]}],
-                          access_log=False)
+                          access_log=False, metrics={"listen": maddr})
     hsock = os.path.join(ctx.tmpdir, "handover.sock")
     old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
     socks = []
@@ -425,6 +425,13 @@ def idle_5000(ctx):
               % (n, time.monotonic() - t0))
         new.wait_line(r"took over 1 listeners and %d connections .*; %d resumed" % (n, n), 1)
         round_trip_all(socks, b"after")
+        # The new process serves metrics on the old one's address, and counts what it took.
+        m = ev.connect(maddr)
+        m.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        _, _, text = ev.recv_all(m, keep=True)
+        m.close()
+        check(b"\nevproxy_handover_resumed_connections_total %d\n" % n in text,
+              "metrics: %r" % [x for x in text.split(b"\n") if b"handover" in x])
     finally:
         for c in socks:
             c.close()
