@@ -98,4 +98,13 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out);
 /* Reset both sides now, logged end=killed. */
 void conn_kill(struct conn *c);
 
+/* Handover (handover.h), on env's thread. Export: c leaves env as a new record of st (its
+ * sockets deregistered, not closed: st owns them; bytes in flight copied into it) and is freed,
+ * without a log line; -ENOMEM leaves c as it was. Import: a connection of route l made from h,
+ * which gives up its fds (set to -1); on failure they are closed, the connection logged. */
+struct ho_state;
+struct ho_conn;
+int conn_handover_export(struct conn *c, struct ho_state *st);
+int conn_handover_import(struct conn_env *env, struct listener *l, struct ho_conn *h);
+
 #endif

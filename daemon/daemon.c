@@ -3,7 +3,9 @@
  * (systemd STATUS= and watchdog):
  *   RUNNING --SIGTERM/SIGINT--> DRAINING (STOPPING=1) --every worker exited--> exit 0
  *   DRAINING --SIGTERM/SIGINT again--> STOPPING (workers close all now) --> exit 0
- *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1 */
+ *   RUNNING --SIGHUP--> daemon_reload() (reload.c): RELOADING=1 ... READY=1
+ *   RUNNING --successor's TAKE, or SIGTERM with handover.fdstore--> handover (handover.h):
+ *           everything given --> STOPPING --> exit 0; not given --> RUNNING (or DRAINING) */
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include "daemon.h"
 #include "dns.h"
 #include "gen.h"
+#include "handover.h"
 #include "health_check.h"
 #include "listener.h"
 #include "log.h"
@@ -66,6 +69,9 @@ static int open_listeners(struct daemon *d)
 
         if (r < 0)
                 return log_error_errno(r, "taking the sockets passed by systemd");
+        r = handover_adopt_listeners(d); /* issue 18: the old process's, never bound again */
+        if (r < 0)
+                return r;
         r = daemon_bind(d, d->gen, NULL);
         if (r < 0)
                 return r;
@@ -116,6 +122,7 @@ static int start_workers(struct daemon *d)
                 if (r < 0)
                         return r;
         }
+        handover_import(d); /* issue 18: connections of the old process, before any turn */
         for (unsigned i = 0; i < d->n_workers; i++) {
                 r = worker_start(d->workers[i]);
                 if (r < 0)
@@ -148,8 +155,12 @@ static int daemon_setup(struct daemon *d)
         r = evio_driver_enable_signals(d->drv, &sigs);
         if (r < 0)
                 return log_error_errno(r, "enabling signals");
+        if ((r = handover_take(d)) < 0) /* issue 18: evproxyd -H, from the old process */
+                return r;
         r = open_listeners(d);
         if (r < 0)
+                return r;
+        if ((r = handover_confirm(d)) < 0)
                 return r;
         r = metrics_server_start(d, d->gen->cfg); /* issue 5: metrics endpoint */
         if (r < 0)
@@ -170,6 +181,8 @@ static int daemon_setup(struct daemon *d)
         r = health_check_start(d); /* issue 5: active health checks */
         if (r < 0)
                 return r;
+        if ((r = handover_listen(d)) < 0) /* issue 18: for the next process */
+                return r;
         log_notice("evproxyd " EVPROXY_VERSION " ready: %zu listeners, %u workers",
                    d->gen->n_listeners, d->n_workers);
         daemon_status_start(d);
@@ -180,6 +193,8 @@ static void daemon_on_stop_signal(struct daemon *d)
 {
         switch (d->phase) {
         case DAEMON_RUNNING:
+                if (handover_stop_signal(d)) /* issue 18: to systemd's fd store */
+                        break;
                 log_notice("stopping: no new connections; draining %u connections for up to %gs",
                            atomic_load(&d->shared.active),
                            (double)d->gen->cfg->drain_timeout_ms / 1000.0);
@@ -214,10 +229,13 @@ static int daemon_loop(struct daemon *d)
                         break;
                 }
                 daemon_reload_progress(d);
+                handover_progress(d);
                 sigs = evio_driver_take_signals(d->drv);
-                if (sigs & SIGBIT(SIGHUP))
+                if ((sigs & SIGBIT(SIGHUP)) && !handover_defer_signal(d, SIGHUP))
                         daemon_reload(d);
-                if (sigs & (SIGBIT(SIGTERM) | SIGBIT(SIGINT)))
+                if ((sigs & SIGBIT(SIGTERM)) && !handover_defer_signal(d, SIGTERM))
+                        daemon_on_stop_signal(d);
+                else if ((sigs & SIGBIT(SIGINT)) && !handover_defer_signal(d, SIGINT))
                         daemon_on_stop_signal(d);
                 if (atomic_load(&d->shared.workers_exited) > 0 && d->phase == DAEMON_RUNNING) {
                         log_error("a worker stopped unexpectedly; shutting down");
@@ -255,6 +273,7 @@ static void daemon_teardown(struct daemon *d)
         dns_stop(d); /* before the driver its resolver lives on */
         metrics_server_stop(d);
         admin_server_stop(d);
+        handover_free(d);
         daemon_status_stop(d);
         while (d->sets) {
                 struct lsockset *s = d->sets;

@@ -33,6 +33,7 @@ enum daemon_phase {
 struct gen;
 struct lsockset;
 struct evsd_socket;
+struct handover;
 
 struct daemon {
         const char *config_path;
@@ -56,6 +57,7 @@ struct daemon {
         struct admin_server *admin;     /* admin.listen socket (admin.h) */
         struct dns *dns;                /* names of upstreams, resolved (dns.h) */
         unsigned sets_serial;           /* server sets published by dns.c (health checks) */
+        struct handover *ho;            /* evproxyd -H: handover socket and exchange (handover.h) */
 };
 
 /* Run the daemon on the configuration file at path; returns the process exit status. */

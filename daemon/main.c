@@ -1,6 +1,6 @@
-/* evproxyd command line: evproxyd [-c FILE] [-t] [-V] [-h]. Runs in the foreground; logs go to
- * stderr with "<N>" priority prefixes. -t loads and validates the configuration and exits 0,
- * or 1 after printing "file:line: setting: message" (like nginx -t). */
+/* evproxyd command line: evproxyd [-c FILE] [-H SOCKET] [-t] [-V] [-h]. Runs in the foreground;
+ * logs go to stderr with "<N>" priority prefixes. -t loads and validates the configuration and
+ * exits 0, or 1 after printing "file:line: setting: message" (like nginx -t). */
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -12,15 +12,18 @@
 
 #include "daemon.h"
 #include "dns.h"
+#include "handover.h"
 #include "log.h"
 
 #define DEFAULT_CONFIG "/etc/evproxy/evproxy.conf"
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: evproxyd [-c FILE] [-t] [-V] [-h]\n"
+        fprintf(f, "Usage: evproxyd [-c FILE] [-H SOCKET] [-t] [-V] [-h]\n"
                    "Forward TCP and unix-socket connections to upstream servers.\n\n"
                    "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+                   "  -H SOCKET take over from the evproxyd listening on SOCKET, if any,\n"
+                   "           then listen there for the next one (restart without a drop)\n"
                    "  -t       check the configuration and exit\n"
                    "  -V       print the version and exit\n"
                    "  -h       print this help and exit\n");
@@ -68,10 +71,13 @@ int main(int argc, char **argv)
         bool test = false;
         int opt;
 
-        while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        while ((opt = getopt(argc, argv, "c:H:tVh")) != -1) {
                 switch (opt) {
                 case 'c':
                         path = optarg;
+                        break;
+                case 'H':
+                        handover_configure(optarg);
                         break;
                 case 't':
                         test = true;

@@ -6,7 +6,8 @@
  * evproxy_upstream_{up,connections_active,connect_failures_total},
  * evproxy_pipe_memory_{limit_bytes,bytes{state="in_use|pooled"}}, evproxy_pipes{state=...},
  * evproxy_pipe_fallbacks_total{reason="budget|error"}, evproxy_pipes_shrunk_total.
- * evproxy_upstream_admin_state{state="ready|drain|maint"}. */
+ * evproxy_upstream_admin_state{state="ready|drain|maint"},
+ * evproxy_handover_resumed_{connections,bytes}_total. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -161,6 +162,19 @@ static void pipe_families(struct daemon *d, struct mbuf *b)
                     (unsigned long long)atomic_load(&pb->shrunk));
 }
 
+/* What this process took over at start (issue 18, handover.h). */
+static void handover_families(struct daemon *d, struct mbuf *b)
+{
+        family(b, "evproxy_handover_resumed_connections_total", "counter",
+               "Connections this process took over from its predecessor and resumed.");
+        mbuf_printf(b, "evproxy_handover_resumed_connections_total %llu\n",
+                    (unsigned long long)atomic_load(&d->shared.handover_resumed));
+        family(b, "evproxy_handover_resumed_bytes_total", "counter",
+               "Bytes in flight in the connections this process took over.");
+        mbuf_printf(b, "evproxy_handover_resumed_bytes_total %llu\n",
+                    (unsigned long long)atomic_load(&d->shared.handover_resumed_bytes));
+}
+
 enum route_field { RF_ACCEPTED, RF_ACTIVE, RF_ACL, RF_LIMIT, RF_PROXY, RF_FAILURES, RF_IN, RF_OUT };
 
 static unsigned long long route_value(const struct route_stats *st, enum route_field f)
@@ -286,6 +300,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
         driver_families(d, out);
         worker_families(d, out);
         pipe_families(d, out);
+        handover_families(d, out);
         if (g) {
                 route_families(out, g);
                 family(out, "evproxy_upstream_up", "gauge",

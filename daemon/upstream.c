@@ -258,6 +258,16 @@ bool upstream_no_server(struct route *r, const struct upstream_pick *p, const ch
         return true;
 }
 
+void upstream_adopt(struct route *r, struct upstream_pick *p, const char *text)
+{
+        struct server_set *set = route_set_get(r);
+        long i = server_set_find_text(set, text);
+
+        *p = (struct upstream_pick){.current = -1, .set = set, .pass = 2};
+        if (i >= 0)
+                hold(r, p, (unsigned)i, false);
+}
+
 void upstream_release(struct route *r, struct upstream_pick *p)
 {
         if (!p->held)

@@ -63,6 +63,10 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p);
 /* Outcome of a connect to p->current (0 or -errno): counts failures, feeds health. A failure
  * also releases the server's load unit. */
 void upstream_report(struct route *r, struct upstream_pick *p, int result);
+/* A connection that already has its upstream (handed over by another process, handover.h):
+ * a finished walk that holds the server of the route's current set whose address is written
+ * text, or none (current -1) when the set has no such address. */
+void upstream_adopt(struct route *r, struct upstream_pick *p, const char *text);
 /* Release what the walk holds on its current server. Idempotent. */
 void upstream_release(struct route *r, struct upstream_pick *p);
 /* True if the walk had no server at all (the route's names have no address): then counted

@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -498,6 +499,8 @@ void worker_free(struct worker *w)
                 evio_timer_cancel(w->env.drv, &w->pause_timer);
         }
         free(w->ls);
+        ho_state_close_fds(&w->ho); /* records a failed handover left with it */
+        ho_state_free(&w->ho);
         gen_unref(w->gen);
         pipe_pool_destroy(&w->env.pipes);
         buf_pool_destroy(&w->env.bufs);
@@ -533,4 +536,94 @@ void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out)
 uint64_t worker_accepted(struct worker *w)
 {
         return atomic_load_explicit(&w->accepted, memory_order_relaxed);
+}
+
+/* ---- Handover (handover.c) ---- */
+
+static bool export_one(struct conn *c, void *arg)
+{
+        struct worker *w = arg;
+
+        w->ho_err = conn_handover_export(c, &w->ho);
+        return w->ho_err == 0;
+}
+
+static void ho_quiesce_fn(struct evio_driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, ho_quiesce_task);
+
+        w->ho_err = w->draining ? -ESHUTDOWN : 0;
+        if (!w->draining) {
+                for (size_t i = 0; i < w->n_ls; i++) {
+                        evio_driver_undefer(w->env.drv, &w->ls[i].run);
+                        (void)evio_reg_deregister(&w->ls[i].reg); /* wl->sock stays ours */
+                }
+                evio_timer_cancel(w->env.drv, &w->pause_timer);
+                w->accept_paused = false;
+                w->ho_quiesced = true;
+                conn_foreach(&w->env, export_one, w);
+        }
+        atomic_fetch_add(&w->sh->handover_acks, 1);
+        evio_handle_unpark(w->sh->main);
+}
+
+int worker_handover_import(struct worker *w, struct ho_conn *h, struct listener *l)
+{
+        int r = -ENOENT;
+
+        for (size_t i = 0; i < w->gen->n_listeners && !l; i++)
+                if (strcmp(w->gen->listeners[i].route->cfg->name, h->route) == 0)
+                        l = &w->gen->listeners[i];
+        if (l)
+                r = conn_handover_import(&w->env, l, h);
+        else
+                log_warning("handover: route %s is gone: closing one of its connections", h->route);
+        if (h->cfd >= 0)
+                close(h->cfd);
+        if (h->ufd >= 0)
+                close(h->ufd);
+        h->cfd = h->ufd = -1;
+        return r;
+}
+
+static void ho_resume_fn(struct evio_driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, ho_resume_task);
+
+        for (size_t i = 0; w->ho_quiesced && i < w->n_ls; i++) {
+                struct wlistener *wl = &w->ls[i];
+                const struct evio_waker wk = {.fn = wl_wake, .arg = wl};
+                int r;
+
+                if (!wl->sock)
+                        continue;
+                r = evio_reg_open(&wl->reg, w->env.h, wl->sock->fd, EVIO_INTEREST_READABLE, &wk);
+                if (r < 0) { /* as wl_register: let go rather than keep an unread backlog */
+                        (void)evio_reg_deregister(&wl->reg);
+                        lsock_release(wl->sock);
+                        wl->sock = NULL;
+                        log_error_errno(r, "worker %u: registering %s again", w->id,
+                                        wl->l->addr->text);
+                        continue;
+                }
+                evio_driver_defer(w->env.drv, &wl->run);
+        }
+        w->ho_quiesced = false;
+        for (size_t i = 0; i < w->ho.n_cs; i++)
+                (void)worker_handover_import(w, &w->ho.cs[i], NULL);
+        ho_state_free(&w->ho);
+        atomic_fetch_add(&w->sh->handover_acks, 1);
+        evio_handle_unpark(w->sh->main);
+}
+
+void worker_handover_quiesce(struct worker *w)
+{
+        w->ho_quiesce_task.fn = ho_quiesce_fn;
+        evio_handle_post(w->env.h, &w->ho_quiesce_task);
+}
+
+void worker_handover_resume(struct worker *w)
+{
+        w->ho_resume_task.fn = ho_resume_fn;
+        evio_handle_post(w->env.h, &w->ho_resume_task);
 }

@@ -17,6 +17,7 @@
 #include <evproxy/driver.h>
 
 #include "conn.h"
+#include "handover_wire.h"
 #include "pool.h"
 #include "util.h"
 
@@ -36,6 +37,9 @@ struct worker_shared {
         struct pipe_budget pipe_budget; /* pipe_memory: every worker's splice pipes (pool.h) */
         struct evio_handle *main;       /* unparked when a worker answers or exits */
         struct client_table *clients;   /* per-client limits (client_limit.h); NULL = none */
+        atomic_uint handover_acks;      /* workers that quiesced or resumed (handover.c) */
+        atomic_uint_least64_t handover_resumed;       /* connections taken over at start */
+        atomic_uint_least64_t handover_resumed_bytes; /* ... their bytes in flight */
 };
 
 struct worker {
@@ -52,6 +56,12 @@ struct worker {
         struct evio_timer drain_timer, pause_timer;
         struct evio_driver_task drain_task, stop_task, ping_task;
         _Atomic uint64_t accepted; /* connections this worker accepted (SO_REUSEPORT spread) */
+        /* Handover (handover.c): quiesced, the worker neither accepts nor reads; its
+         * connections left for ho (they come back from it if the handover fails). */
+        bool ho_quiesced;
+        int ho_err; /* what went wrong exporting, or 0 */
+        struct ho_state ho;
+        struct evio_driver_task ho_quiesce_task, ho_resume_task;
 };
 
 /* Create worker id accepting for g: its driver, pools, and registrations on every listener.
@@ -81,6 +91,17 @@ void worker_ping(struct worker *w);
 int worker_post(struct worker *w, struct evio_driver_task *task);
 /* From any thread: connections w accepted, on every listener, since it started. */
 uint64_t worker_accepted(struct worker *w);
+/* Handover, from the main thread; each counts itself in sh->handover_acks when done.
+ * Quiesce: stop accepting (listeners deregistered, sockets kept) and export every connection
+ * into w->ho. Resume: register the listeners again and import what w->ho holds then (the main
+ * thread put the records there), which w->ho then no longer holds. */
+void worker_handover_quiesce(struct worker *w);
+void worker_handover_resume(struct worker *w);
+/* Import one record into w: on w's thread, or before w started; under listener l, or (l NULL)
+ * the first of its route in w's generation. h's fds pass to the new connection; on failure
+ * (logged) they are closed. */
+int worker_handover_import(struct worker *w, struct ho_conn *h, struct listener *l);
+
 /* From any thread: w's driver counters. */
 void worker_driver_metrics(struct worker *w, struct evio_driver_metrics *out);
 

@@ -82,6 +82,8 @@ bool cfg_addr_overlap(const struct cfg_addr *a, const struct cfg_addr *b);
 
 /* An octal permission mode written as a string ("0660"). route.c */
 int cfg_get_mode(const struct cfg_ctx *ctx, const config_setting_t *s, mode_t *out);
+/* handover = { ... } (handover.c). */
+int cfg_parse_handover(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg *c);
 /* admin = { ... } (admin.c); c->admin.enabled is set only on success. */
 int cfg_parse_admin(const struct cfg_ctx *ctx, const config_setting_t *s, struct cfg *c);
 int cfg_validate_admin(const struct cfg_ctx *ctx, const config_setting_t *root,

@@ -12,7 +12,7 @@
 static const char *const root_keys[] = {
     "workers", "max_connections", "drain_timeout", "log_level",   "access_log",
     "user",    "forwarding",      "buffer_size",   "pipe_memory", "metrics",
-    "routes",  "admin",           "resolver",      NULL};
+    "routes",  "admin",           "resolver",      "handover",    NULL};
 static const char *const log_words[] = {"debug", "info", "notice", "warning", "error", NULL};
 static const int log_levels[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR};
 static const char *const forwarding_words[] = {"splice", "copy", NULL};
@@ -160,6 +160,9 @@ int cfg_parse_root(const struct cfg_ctx *ctx, const config_setting_t *root, stru
         if ((s = config_setting_get_member(root, "metrics")) && (r = parse_metrics(ctx, s, c)) < 0)
                 return r;
         if ((s = config_setting_get_member(root, "admin")) && (r = cfg_parse_admin(ctx, s, c)) < 0)
+                return r;
+        if ((s = config_setting_get_member(root, "handover")) &&
+            (r = cfg_parse_handover(ctx, s, c)) < 0)
                 return r;
         if ((r = cfg_parse_resolver(ctx, root, c)) < 0 ||
             (r = cfg_parse_policy(ctx, root, &c->policy, false)) < 0 ||

@@ -48,6 +48,11 @@ int evsd_notify_watchdog(void)
         return sd_notify(0, "WATCHDOG=1");
 }
 
+int evsd_notify_fds(const char *state, const int *fds, size_t n_fds)
+{
+        return sd_pid_notify_with_fds(0, 0, state, fds, (unsigned)n_fds);
+}
+
 uint64_t evsd_watchdog_interval_usec(void)
 {
         uint64_t usec = 0;

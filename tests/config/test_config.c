@@ -560,5 +560,7 @@ int main(void)
                                           test_dir_teardown);
         failed += _cmocka_run_group_tests("policy", policy_tests, n_policy_tests, test_dir_setup,
                                           test_dir_teardown);
+        failed += _cmocka_run_group_tests("handover", handover_tests, n_handover_tests,
+                                          test_dir_setup, test_dir_teardown);
         return failed ? 1 : 0;
 }

@@ -38,5 +38,7 @@ extern const struct CMUnitTest name_tests[];
 extern const size_t n_name_tests;
 extern const struct CMUnitTest policy_tests[];
 extern const size_t n_policy_tests;
+extern const struct CMUnitTest handover_tests[];
+extern const size_t n_handover_tests;
 
 #endif

@@ -716,9 +716,12 @@ class Daemon:
         self.prefix = []
         ctx.daemons.append(self)
 
-    def start(self, timeout=READY_TIMEOUT, env=None, prefix=(), wait_ready=True):
+    def start(self, timeout=READY_TIMEOUT, env=None, prefix=(), wait_ready=True, args=(),
+              pass_fds=()):
         """Start evproxyd (behind the `prefix` command, e.g. systemd-socket-activate), with
-        extra environment `env`, and wait for its ready line unless wait_ready is False."""
+        extra environment `env` and extra command-line `args`, and wait for its ready line
+        unless wait_ready is False. pass_fds stay open in the child (for a `prefix` that
+        places them, as systemd would)."""
         self.prefix = list(prefix)
         full_env = dict(os.environ)
         full_env.update(env or {})
@@ -727,9 +730,10 @@ class Daemon:
         # Its findings fail the test through the exit status (wait_exit wants 0).
         wrapper = os.environ.get("EVTEST_WRAPPER", "").split()
         self.proc = subprocess.Popen(list(prefix) + wrapper +
-                                     [self.ctx.evproxyd, "-c", self.conf_path],
+                                     [self.ctx.evproxyd, "-c", self.conf_path] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, env=full_env)
+                                     stderr=subprocess.PIPE, env=full_env,
+                                     pass_fds=tuple(pass_fds))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         if wait_ready:

@@ -137,6 +137,13 @@ struct cfg_route {
         struct cfg_policy policy;
 };
 
+/* Restart without a drop (handover = { ... }, issue 18): the successor's socket ("" = none) and
+ * whether a SIGTERM under systemd hands everything to the fd store instead of draining. */
+struct cfg_handover {
+        char socket[108]; /* sun_path */
+        bool fdstore;
+};
+
 /* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
 #define CFG_ADMIN_STATE_FILE "/var/lib/evproxy/state"
 struct cfg_admin {
@@ -168,6 +175,7 @@ struct cfg {
          * the per-client table (client_table_size). */
         struct cfg_policy policy;
         size_t client_table_size;
+        struct cfg_handover handover;
 };
 
 struct cfg_error {

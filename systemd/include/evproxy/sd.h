@@ -13,6 +13,9 @@ int evsd_notify_reloading(void); /* RELOADING=1 with MONOTONIC_USEC */
 int evsd_notify_stopping(const char *status);
 int evsd_notify_status(const char *status);
 int evsd_notify_watchdog(void);
+/* state (e.g. "FDSTORE=1\nFDNAME=x") with n_fds fds attached (at most 253): >0 sent, 0 no
+ * NOTIFY_SOCKET, -errno. */
+int evsd_notify_fds(const char *state, const int *fds, size_t n_fds);
 
 /* The interval at which WATCHDOG=1 must be sent (half of WATCHDOG_USEC), or 0 if the watchdog
  * is not enabled for this process. */
