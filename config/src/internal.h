@@ -84,4 +84,10 @@ int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct
 void cfg_route_free(struct cfg_route *r);
 int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const struct cfg *c);
 
+/* match.c: a route's match and inspect settings; match_validate.c: shared listen addresses. */
+int cfg_parse_match(const struct cfg_ctx *ctx, const config_setting_t *route, struct cfg_route *r);
+void cfg_match_free(struct cfg_match *m); /* accepts NULL */
+int cfg_validate_shared(const struct cfg_ctx *ctx, const config_setting_t *root,
+                        const struct cfg *c);
+
 #endif

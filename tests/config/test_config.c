@@ -529,5 +529,7 @@ int main(void)
         failed += _cmocka_run_group_tests("diff", diff_tests, n_diff_tests, NULL, NULL);
         failed += _cmocka_run_group_tests("admin", admin_tests, n_admin_tests, test_dir_setup,
                                           test_dir_teardown);
+        failed += _cmocka_run_group_tests("match", match_tests, n_match_tests, test_dir_setup,
+                                          test_dir_teardown);
         return failed ? 1 : 0;
 }

@@ -34,5 +34,7 @@ extern const struct CMUnitTest diff_tests[];
 extern const size_t n_diff_tests;
 extern const struct CMUnitTest admin_tests[];
 extern const size_t n_admin_tests;
+extern const struct CMUnitTest match_tests[];
+extern const size_t n_match_tests;
 
 #endif
