@@ -19,6 +19,7 @@
 #include "acl.h"
 #include "addr.h"
 #include "conn.h"
+#include "conn_inspect.h"
 #include "gen.h"
 #include "listener.h"
 #include "log.h"
@@ -31,6 +32,7 @@ enum conn_state {
         CONN_CONNECTING,
         CONN_FORWARDING,
         CONN_PROXY_HEADER,
+        CONN_INSPECT, /* shared listen address: choosing the route (conn_inspect.c) */
 };
 
 #define NO_EOF 0xff
@@ -55,6 +57,7 @@ struct conn {
         struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
         uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
         uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
+        struct conn_inspect *ins;         /* accepted on a shared address: what chose the route */
 };
 
 static const char *const end_names[] = {
@@ -70,6 +73,8 @@ static const char *const end_names[] = {
     [END_BAD_PROXY_HEADER] = "bad_proxy_header",
     [END_PROXY_TIMEOUT] = "proxy_timeout",
     [END_KILLED] = "killed",
+    [END_NO_MATCH] = "no_match",
+    [END_BAD_HELLO] = "bad_hello",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -160,17 +165,19 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
-                char client[ADDR_STRLEN], upstream[ADDR_STRLEN];
+                char client[ADDR_STRLEN], upstream[ADDR_STRLEN], more[INSPECT_SNI_MAX + 300];
 
                 conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
-                log_access(conn_route(c)->name, client,
-                           conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
-                           c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end));
+                log_access_more(conn_route(c)->name, client,
+                                conn_upstream_text(c, upstream, sizeof(upstream)), c->up.bytes,
+                                c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end),
+                                conn_inspect_log_fields(c->ins, more, sizeof(more)));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         addr_slot_clear(&c->client);
         addr_slot_clear(&c->local);
+        free(c->ins);
         free(c);
 }
 
@@ -434,9 +441,16 @@ static void conn_run_forwarding(struct conn *c)
                 evio_driver_defer(env->drv, &c->run);
 }
 
-/* After accept, or after a PROXY header: choose a server and connect. */
+static void conn_begin_inspect(struct conn *c);
+
+/* After accept, or after a PROXY header (a shared address: after inspecting, too): choose a
+ * server and connect. */
 static void conn_begin_connect(struct conn *c)
 {
+        if (c->l->group) {
+                conn_begin_inspect(c);
+                return;
+        }
         c->state = CONN_CONNECTING;
         upstream_begin(c->l->route, &c->pick);
         conn_connect_next(c, -EHOSTUNREACH);
@@ -513,6 +527,48 @@ static void conn_wait_header(struct conn *c)
         evio_driver_defer(c->env->drv, &c->run); /* the header may be there already */
 }
 
+/* Shared address (conn_inspect.c): the first bytes choose the route, c moves to its listener. */
+static void conn_run_inspect(struct conn *c)
+{
+        struct listener *to;
+        enum conn_end end;
+        int r = conn_inspect_run(c->ins, &c->creg, c->timer_fired, c->l, addr_slot_get(&c->client),
+                                 &to, &end);
+
+        if (r == 0)
+                return;
+        if (to)
+                c->l = to; /* same generation: the reference c holds covers it */
+        if (r < 0) {
+                conn_close(c, end, false, false);
+                return;
+        }
+        evio_timer_cancel(c->env->drv, &c->timer);
+        c->timer_fired = false;
+        conn_begin_connect(c);
+}
+
+static void conn_begin_inspect(struct conn *c)
+{
+        uint64_t ms = c->l->group->cfg.inspect_timeout_ms;
+        int r = -ENOMEM;
+
+        evio_timer_cancel(c->env->drv, &c->timer);
+        c->timer_fired = false;
+        c->state = CONN_INSPECT;
+        c->ins = calloc(1, sizeof(*c->ins));
+        if (c->ins)
+                r = evio_reg_is_registered(&c->creg) ? 0 : conn_register(c, &c->creg);
+        if (r == 0)
+                r = evio_timer_arm(c->env->drv, &c->timer, evio_now_ms() + ms);
+        if (r < 0) {
+                log_error_errno(r, "listen %s: inspecting a connection", c->l->addr->text);
+                conn_close(c, END_ERROR, false, false);
+                return;
+        }
+        evio_driver_defer(c->env->drv, &c->run); /* the first bytes may be there already */
+}
+
 static void conn_run(struct evio_deferred *r)
 {
         struct conn *c = container_of(r, struct conn, run);
@@ -521,6 +577,8 @@ static void conn_run(struct evio_deferred *r)
                 conn_run_connecting(c);
         else if (c->state == CONN_PROXY_HEADER)
                 conn_run_proxy_header(c);
+        else if (c->state == CONN_INSPECT)
+                conn_run_inspect(c);
         else
                 conn_run_forwarding(c);
 }
@@ -615,7 +673,8 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
 {
         static const char *const states[] = {[CONN_CONNECTING] = "connecting",
                                              [CONN_FORWARDING] = "forwarding",
-                                             [CONN_PROXY_HEADER] = "proxy_header"};
+                                             [CONN_PROXY_HEADER] = "proxy_header",
+                                             [CONN_INSPECT] = "inspecting"};
         uint64_t now = evio_now_ms();
 
         out->id = c->id;

@@ -29,6 +29,8 @@ enum conn_end {
         END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
         END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
+        END_NO_MATCH,         /* shared listen address: no route took the first bytes */
+        END_BAD_HELLO,        /* shared listen address: malformed, oversized, truncated hello */
 };
 
 const char *conn_end_name(enum conn_end end);

@@ -108,13 +108,19 @@ int log_errno(int prio, int r, const char *fmt, ...)
 void log_access(const char *route, const char *client, const char *upstream, uint64_t bytes_in,
                 uint64_t bytes_out, uint64_t duration_ms, const char *end)
 {
+        log_access_more(route, client, upstream, bytes_in, bytes_out, duration_ms, end, "");
+}
+
+void log_access_more(const char *route, const char *client, const char *upstream, uint64_t bytes_in,
+                     uint64_t bytes_out, uint64_t duration_ms, const char *end, const char *more)
+{
         char buf[LOG_LINE_MAX + 2];
         size_t pos;
 
         pos = append(buf, 0, LOG_LINE_MAX,
                      "<%d>access route=%s client=%s upstream=%s bytes_in=%llu bytes_out=%llu "
-                     "duration_ms=%llu end=%s",
+                     "duration_ms=%llu end=%s%s",
                      LOG_INFO, route, client, upstream, (unsigned long long)bytes_in,
-                     (unsigned long long)bytes_out, (unsigned long long)duration_ms, end);
+                     (unsigned long long)bytes_out, (unsigned long long)duration_ms, end, more);
         emit(buf, pos);
 }

@@ -15,6 +15,7 @@
 #include <evproxy/driver.h>
 
 #include "admin_proto.h"
+#include "conn_inspect.h"
 #include "daemon.h"
 #include "gen.h"
 #include "metrics.h"
@@ -278,5 +279,6 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
                 admin_state_samples(out, g);
         }
+        conn_inspect_metrics(out, g);
         return out->failed ? -ENOMEM : 0;
 }

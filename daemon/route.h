@@ -26,6 +26,7 @@ struct route_stats {
         atomic_uint_least64_t bad_proxy_header; /* end=bad_proxy_header or proxy_timeout */
         atomic_uint_least64_t bytes_in;         /* client -> upstream, forwarded */
         atomic_uint_least64_t bytes_out;        /* upstream -> client */
+        atomic_uint_least64_t matched;          /* taken on a shared address (match) */
 };
 
 /* A route of one configuration generation (see gen.h). */
