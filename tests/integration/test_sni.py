@@ -17,16 +17,20 @@ server_first: a client that waits for a banner gets it from the default route on
 plain_bytes: HTTP and other protocols reach their routes with their bytes exactly once.
 proxy_and_acl: an accepted PROXY header comes first; the PROXY v2 header sent upstream names
   the true client, then the hello follows; the chosen route's allow/deny applies (end=denied).
+reload_shares_address: reloads that turn a plain address into a shared one and back keep its
+  listener (new connections all along, none fails) and a connection from before goes on.
 metrics: evproxy_inspect_total and evproxy_route_matched_total count what happened.
 """
 
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -349,10 +353,18 @@ def ssh_and_tls(ctx):
     d.stop()
 
 
+BANNER = b"220 evtest ESMTP ready\r\n"
+
+
+def banner_handler(rec, server):
+    """A server that speaks first (SMTP-like), then echoes."""
+    rec.sock.sendall(BANNER)
+    ev.echo_handler(rec, server)
+
+
 @ev.test
 def server_first(ctx):
-    banner = ev.Stream(7, 64)
-    up = ctx.server("tcp4", ev.send_first_handler(banner))
+    up = ctx.server("tcp4", banner_handler)
     echo = ctx.server("tcp4", ev.echo_handler)
     listen, lonely = ctx.addr("tcp4"), ctx.addr("tcp4")
     routes = [dict(name="tls", listen=[listen], upstreams=[echo.addr],
@@ -363,10 +375,11 @@ def server_first(ctx):
     d = ctx.daemon(ev.make_config(routes)).start()
     s = ev.connect(listen)
     t0 = time.monotonic()
-    got = ev.recv_exact(s, 64, io_timeout=5)
+    got = ev.recv_exact(s, len(BANNER), io_timeout=5)
     waited = time.monotonic() - t0
-    check(got == banner.bytes(0, 64), "banner bytes differ")
+    check(got == BANNER, "banner bytes differ: %r" % got)
     check(0.4 <= waited < 3, "banner after %.2fs, wanted inspect_timeout (0.5s)" % waited)
+    ev.echo_roundtrip(s, b"EHLO client\r\n")  # then the client speaks, through the same route
     s.close()
     line = d.wait_access(1, route="banner")[0]
     check(line["match"] == "default" and line["sni"] == "-", "banner line: %s" % line)
@@ -456,6 +469,58 @@ def proxy_and_acl(ctx):
     s.close()
     line = d.wait_access(1, route="locked", end="denied")[0]
     check(line["match"] == "sni:locked.test", "denied line: %s" % line)
+    d.stop()
+
+
+def reload_and_wait(d, timeout=10.0):
+    start = len(d.lines)
+    d.proc.send_signal(signal.SIGHUP)
+    _, m = d.wait_line(r"reloaded |reload failed", timeout, start=start)
+    check("reload failed" not in m.string, "reload failed: %s" % m.string)
+
+
+@ev.test
+def reload_shares_address(ctx):
+    plain = ctx.server("tcp4", ev.echo_handler, name="plain")
+    sshu = ctx.server("tcp4", ev.echo_handler, name="ssh-upstream")
+    listen = ctx.addr("tcp4")
+    a = ev.make_config([dict(name="dflt", listen=[listen], upstreams=[plain.addr])])
+    b = ev.make_config([dict(name="dflt", listen=[listen], upstreams=[plain.addr]),
+                        dict(name="ssh", listen=[listen], upstreams=[sshu.addr],
+                             match={"protocol": "ssh"})])
+    d = ctx.daemon(a).start()
+    held = ev.connect(listen)
+    ev.echo_roundtrip(held, b"before")
+    stop, errors = threading.Event(), []
+
+    def client():  # new connections all along: the listener is kept, none is refused
+        dl = ev.deadline(60)
+        while not stop.is_set() and ev.left(dl) > 0.1:
+            try:
+                s = ev.connect(listen)
+                ev.echo_roundtrip(s, b"SSH-2.0-loop\r\n")
+                s.close()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(repr(e))
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    for text in (b, a, b):
+        time.sleep(0.2)
+        d.rewrite(text)
+        reload_and_wait(d)
+    time.sleep(0.2)
+    stop.set()
+    t.join(10)
+    check(not errors, "connections failed during reloads: %s" % errors[:3])
+    ev.echo_roundtrip(held, b"after")  # a connection from before the first reload goes on
+    held.close()
+    n = sshu.count()
+    s = ev.connect(listen)
+    ev.echo_roundtrip(s, b"SSH-2.0-x\r\n")
+    s.close()
+    check(sshu.count() == n + 1, "after the reload SSH goes to its route")
+    check(plain.count() > 1 and n > 0, "both routes served during the reloads: %d/%d"
+          % (plain.count(), n))
     d.stop()
 
 
