@@ -118,12 +118,15 @@ int conn_inspect_run(struct conn_inspect *ci, struct evio_registration *creg, bo
         ssize_t n;
 
         *to = NULL;
-        if (evio_reg_poll_ready(creg, EVIO_DIRECTION_READ, &ev) == 0 &&
-            (ev.ready & (EVIO_READY_READ_CLOSED | EVIO_READY_ERROR)))
+        if (evio_reg_poll_ready(creg, EVIO_DIRECTION_READ, &ev) != 0) {
+                if (!timed_out)
+                        return 0; /* woken for writing, or early: no bytes yet */
+        } else if (ev.ready & (EVIO_READY_READ_CLOSED | EVIO_READY_ERROR)) {
                 over = true; /* nothing more will come */
-        if (ioctl(creg->fd, FIONREAD, &avail) < 0)
-                avail = 0;
-        if (!over && (size_t)avail < ci->need)
+        }
+        /* After a partial hello, count the bytes in before copying them all again. */
+        if (!over && ci->need > 0 &&
+            (ioctl(creg->fd, FIONREAD, &avail) < 0 || (size_t)avail < ci->need))
                 return 0;
         n = peek(creg->fd, &p);
         if (n == -EAGAIN)
