@@ -7,7 +7,7 @@
 
 #include "internal.h"
 
-static int ref_cmp(const void *pa, const void *pb)
+int cfg_listener_ref_cmp(const void *pa, const void *pb)
 {
         const struct cfg_listener_ref *a = pa, *b = pb;
         int r = cfg_addr_cmp(a->addr, b->addr);
@@ -42,7 +42,7 @@ static struct cfg_listener_ref *collect(const struct cfg *c, size_t *n_inout)
                 for (j = 0; j < c->routes[i].n_listen; j++)
                         refs[k++] =
                             (struct cfg_listener_ref){&c->routes[i], &c->routes[i].listen[j], i, j};
-        qsort(refs, n, sizeof(*refs), ref_cmp);
+        qsort(refs, n, sizeof(*refs), cfg_listener_ref_cmp);
         for (k = 0; k < n; k++)
                 if (kept == 0 || cfg_addr_cmp(refs[kept - 1].addr, refs[k].addr) != 0)
                         refs[kept++] = refs[k];

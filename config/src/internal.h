@@ -89,5 +89,7 @@ int cfg_parse_match(const struct cfg_ctx *ctx, const config_setting_t *route, st
 void cfg_match_free(struct cfg_match *m); /* accepts NULL */
 int cfg_validate_shared(const struct cfg_ctx *ctx, const config_setting_t *root,
                         const struct cfg *c);
+/* diff.c: orders struct cfg_listener_ref by address, then file order (qsort). */
+int cfg_listener_ref_cmp(const void *pa, const void *pb);
 
 #endif

@@ -10,27 +10,10 @@
 
 #include "internal.h"
 
-struct gref {
-        const struct cfg_addr *addr;
-        size_t route, index;
-};
-
 struct sref {
         const char *name;
         size_t route, index;
 };
-
-static int gref_cmp(const void *pa, const void *pb)
-{
-        const struct gref *a = pa, *b = pb;
-        int r = cfg_addr_cmp(a->addr, b->addr);
-
-        if (r)
-                return r;
-        if (a->route != b->route)
-                return a->route < b->route ? -1 : 1;
-        return a->index < b->index ? -1 : a->index > b->index;
-}
 
 static int sref_cmp(const void *pa, const void *pb)
 {
@@ -79,36 +62,37 @@ static const char *option_diff(const struct cfg_route *a, const struct cfg_route
 }
 
 /* A conflict between listener a and the earlier listener b of the same address. */
-static int conflict(const struct cfg_ctx *ctx, const config_setting_t *root, const struct gref *a,
-                    const struct gref *b, const char *what, const char *diff)
+static int conflict(const struct cfg_ctx *ctx, const config_setting_t *root,
+                    const struct cfg_listener_ref *a, const struct cfg_listener_ref *b,
+                    const char *what, const char *diff)
 {
-        const config_setting_t *o = elem(root, b->route, "listen", b->index);
+        const config_setting_t *o = elem(root, b->route_index, "listen", b->listen_index);
         char quoted[200], where[300];
 
         cfg_quote(a->addr->text, quoted, sizeof(quoted));
         cfg_setting_path(o, where, sizeof(where));
         if (diff)
-                return cfg_fail(ctx, elem(root, a->route, "listen", a->index),
+                return cfg_fail(ctx, elem(root, a->route_index, "listen", a->listen_index),
                                 "%s: shared with %s (line %d), whose %s differs: routes sharing "
                                 "a listen address must agree on it",
                                 quoted, where, cfg_setting_line(o), diff);
-        return cfg_fail(ctx, elem(root, a->route, "listen", a->index),
+        return cfg_fail(ctx, elem(root, a->route_index, "listen", a->listen_index),
                         "%s: already used by %s (line %d)%s", quoted, where, cfg_setting_line(o),
                         what);
 }
 
 static int check_members(const struct cfg_ctx *ctx, const config_setting_t *root,
-                         const struct cfg *c, const struct gref *g, size_t n)
+                         const struct cfg *c, const struct cfg_listener_ref *g, size_t n)
 {
-        const struct gref *dflt = NULL;
+        const struct cfg_listener_ref *dflt = NULL;
         char quoted[200];
         bool any = false;
 
         for (size_t i = 0; i < n; i++) {
-                const struct cfg_route *r = &c->routes[g[i].route];
-                const char *diff = option_diff(&c->routes[g[0].route], r);
+                const struct cfg_route *r = &c->routes[g[i].route_index];
+                const char *diff = option_diff(&c->routes[g[0].route_index], r);
 
-                if (i > 0 && g[i - 1].route == g[i].route)
+                if (i > 0 && g[i - 1].route_index == g[i].route_index)
                         return conflict(ctx, root, &g[i], &g[i - 1], "", NULL);
                 if (!r->match && dflt)
                         return conflict(ctx, root, &g[i], dflt,
@@ -124,30 +108,30 @@ static int check_members(const struct cfg_ctx *ctx, const config_setting_t *root
         if (dflt || any)
                 return 0;
         cfg_quote(g[0].addr->text, quoted, sizeof(quoted));
-        return cfg_fail(ctx, elem(root, g[0].route, "listen", g[0].index),
+        return cfg_fail(ctx, elem(root, g[0].route_index, "listen", g[0].listen_index),
                         "%s: no route here takes a connection that matches no rule: add a route "
                         "without match (the default) or one with protocol = \"any\"",
                         quoted);
 }
 
 static int check_names(const struct cfg_ctx *ctx, const config_setting_t *root, const struct cfg *c,
-                       const struct gref *g, size_t n)
+                       const struct cfg_listener_ref *g, size_t n)
 {
         struct sref *s;
         size_t k = 0, total = 0;
         int r = 0;
 
         for (size_t i = 0; i < n; i++)
-                if (c->routes[g[i].route].match)
-                        total += c->routes[g[i].route].match->n_sni;
+                if (c->routes[g[i].route_index].match)
+                        total += c->routes[g[i].route_index].match->n_sni;
         s = calloc(total ? total : 1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                const struct cfg_match *m = c->routes[g[i].route].match;
+                const struct cfg_match *m = c->routes[g[i].route_index].match;
 
                 for (size_t j = 0; m && j < m->n_sni; j++)
-                        s[k++] = (struct sref){m->sni[j], g[i].route, j};
+                        s[k++] = (struct sref){m->sni[j], g[i].route_index, j};
         }
         qsort(s, total, sizeof(*s), sref_cmp);
         for (k = 1; k < total && r == 0; k++) {
@@ -170,7 +154,7 @@ static int check_names(const struct cfg_ctx *ctx, const config_setting_t *root, 
 int cfg_validate_shared(const struct cfg_ctx *ctx, const config_setting_t *root,
                         const struct cfg *c)
 {
-        struct gref *g;
+        struct cfg_listener_ref *g;
         size_t n = 0, k = 0, start, end;
         int r = 0;
 
@@ -181,13 +165,14 @@ int cfg_validate_shared(const struct cfg_ctx *ctx, const config_setting_t *root,
                 return -ENOMEM;
         for (size_t i = 0; i < c->n_routes; i++)
                 for (size_t j = 0; j < c->routes[i].n_listen; j++)
-                        g[k++] = (struct gref){&c->routes[i].listen[j], i, j};
-        qsort(g, n, sizeof(*g), gref_cmp);
+                        g[k++] =
+                            (struct cfg_listener_ref){&c->routes[i], &c->routes[i].listen[j], i, j};
+        qsort(g, n, sizeof(*g), cfg_listener_ref_cmp);
         for (start = 0; start < n && r == 0; start = end) {
                 bool matched = false;
 
                 for (end = start; end < n && cfg_addr_cmp(g[end].addr, g[start].addr) == 0; end++)
-                        matched |= c->routes[g[end].route].match != NULL;
+                        matched |= c->routes[g[end].route_index].match != NULL;
                 if (!matched)
                         continue;
                 r = check_members(ctx, root, c, g + start, end - start);
