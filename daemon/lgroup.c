@@ -132,8 +132,8 @@ static unsigned tls_score(const struct cfg_match *m, const struct inspect_result
         return score;
 }
 
-static unsigned score(const struct cfg_match *m, const struct inspect_result *res,
-                      struct lgroup_rule *rule)
+static unsigned match_score(const struct cfg_match *m, const struct inspect_result *res,
+                            struct lgroup_rule *rule)
 {
         static const enum cfg_protocol wanted[] = {
             [INSPECT_SSH] = CFG_PROTO_SSH, [INSPECT_HTTP] = CFG_PROTO_HTTP};
@@ -162,7 +162,7 @@ struct listener *lgroup_choose(const struct lgroup *g, const struct inspect_resu
 
         for (size_t i = 0; res && res->kind != INSPECT_BAD && i < g->n_members; i++) {
                 const struct cfg_match *m = g->members[i].route->cfg->match;
-                unsigned s = m ? score(m, res, &r) : 0;
+                unsigned s = m ? match_score(m, res, &r) : 0;
 
                 if (s > best_score) {
                         best_score = s;
