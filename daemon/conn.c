@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "client_limit.h"
 #include "conn.h"
+#include "conn_inspect.h"
 #include "gen.h"
 #include "keepalive.h"
 #include "handover.h"
@@ -39,6 +40,7 @@ enum conn_state {
         CONN_CONNECTING,
         CONN_FORWARDING,
         CONN_PROXY_HEADER,
+        CONN_INSPECT, /* shared listen address: choosing the route (conn_inspect.c) */
 };
 
 #define NO_EOF 0xff
@@ -65,6 +67,7 @@ struct conn {
         uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
         struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
         struct shaper shape;              /* rate, route_rate (shaper.h) */
+        struct conn_inspect *ins;         /* accepted on a shared address: what chose the route */
 };
 
 static const char *const end_names[] = {
@@ -84,6 +87,8 @@ static const char *const end_names[] = {
     [END_CLIENT_LIMIT] = "client_limit",
     [END_RATE_LIMITED] = "rate_limited",
     [END_PEER_TIMEOUT] = "peer_timeout",
+    [END_NO_MATCH] = "no_match",
+    [END_BAD_HELLO] = "bad_hello",
 };
 
 const char *conn_end_name(enum conn_end end)
@@ -178,16 +183,18 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
-                char client[ADDR_STRLEN];
+                char client[ADDR_STRLEN], more[INSPECT_SNI_MAX + 300];
 
                 conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client,
                                  sizeof(client));
                 log_access_id(c->id, conn_route(c)->name, client, upstream, c->up.bytes,
-                              c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end));
+                              c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end),
+                              conn_inspect_log_fields(c->ins, more, sizeof(more)));
         }
         gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
         addr_slot_clear(&c->client);
         addr_slot_clear(&c->local);
+        free(c->ins);
         free(c);
 }
 
@@ -484,9 +491,16 @@ static bool conn_client_admitted(struct conn *c)
         return false;
 }
 
-/* After accept, or after a PROXY header: choose a server and connect. */
+static void conn_begin_inspect(struct conn *c);
+
+/* After accept, or after a PROXY header (a shared address: after inspecting, too): choose a
+ * server and connect. Per-client limits apply once the route is chosen. */
 static void conn_begin_connect(struct conn *c)
 {
+        if (c->l->group) {
+                conn_begin_inspect(c);
+                return;
+        }
         if (!conn_client_admitted(c))
                 return;
         c->state = CONN_CONNECTING;
@@ -565,6 +579,48 @@ static void conn_wait_header(struct conn *c)
         evio_driver_defer(c->env->drv, &c->run); /* the header may be there already */
 }
 
+/* Shared address (conn_inspect.c): the first bytes choose the route, c moves to its listener. */
+static void conn_run_inspect(struct conn *c)
+{
+        struct listener *to;
+        enum conn_end end;
+        int r = conn_inspect_run(c->ins, &c->creg, c->timer_fired, c->l, addr_slot_get(&c->client),
+                                 &to, &end);
+
+        if (r == 0)
+                return;
+        if (to)
+                c->l = to; /* same generation: the reference c holds covers it */
+        if (r < 0) {
+                conn_close(c, end, false, false);
+                return;
+        }
+        evio_timer_cancel(c->env->drv, &c->timer);
+        c->timer_fired = false;
+        conn_begin_connect(c);
+}
+
+static void conn_begin_inspect(struct conn *c)
+{
+        uint64_t ms = c->l->group->cfg.inspect_timeout_ms;
+        int r = -ENOMEM;
+
+        evio_timer_cancel(c->env->drv, &c->timer);
+        c->timer_fired = false;
+        c->state = CONN_INSPECT;
+        c->ins = calloc(1, sizeof(*c->ins));
+        if (c->ins)
+                r = evio_reg_is_registered(&c->creg) ? 0 : conn_register(c, &c->creg);
+        if (r == 0)
+                r = evio_timer_arm(c->env->drv, &c->timer, evio_now_ms() + ms);
+        if (r < 0) {
+                log_error_errno(r, "listen %s: inspecting a connection", c->l->addr->text);
+                conn_close(c, END_ERROR, false, false);
+                return;
+        }
+        evio_driver_defer(c->env->drv, &c->run); /* the first bytes may be there already */
+}
+
 static void conn_run(struct evio_deferred *r)
 {
         struct conn *c = container_of(r, struct conn, run);
@@ -573,6 +629,8 @@ static void conn_run(struct evio_deferred *r)
                 conn_run_connecting(c);
         else if (c->state == CONN_PROXY_HEADER)
                 conn_run_proxy_header(c);
+        else if (c->state == CONN_INSPECT)
+                conn_run_inspect(c);
         else
                 conn_run_forwarding(c);
 }
@@ -669,7 +727,8 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
 {
         static const char *const states[] = {[CONN_CONNECTING] = "connecting",
                                              [CONN_FORWARDING] = "forwarding",
-                                             [CONN_PROXY_HEADER] = "proxy_header"};
+                                             [CONN_PROXY_HEADER] = "proxy_header",
+                                             [CONN_INSPECT] = "inspecting"};
         uint64_t now = evio_now_ms();
 
         out->id = c->id;
@@ -710,9 +769,12 @@ static void conn_export_fields(const struct conn *c, struct ho_conn *h)
         if (c->state == CONN_FORWARDING && c->pick.current >= 0)
                 snprintf(h->upstream, sizeof(h->upstream), "%s",
                          upstream_current(&c->pick)->addr.text);
-        h->state = c->state == CONN_FORWARDING   ? HO_FORWARDING
-                   : c->state == CONN_CONNECTING ? HO_CONNECTING
-                                                 : HO_PROXY_HEADER;
+        /* Inspecting (shared address) or connecting: nothing was forwarded and the client's
+         * bytes are still in its socket (inspection only peeks); the new process starts over
+         * from the route choice. */
+        h->state = c->state == CONN_FORWARDING     ? HO_FORWARDING
+                   : c->state == CONN_PROXY_HEADER ? HO_PROXY_HEADER
+                                                   : HO_CONNECTING;
         h->first_eof = first_eof_to_wire(c->first_eof);
         h->pp_pending = c->state == CONN_FORWARDING && c->pp_pending;
         h->pp_sent = h->pp_pending ? c->pp_sent : 0;
@@ -770,6 +832,7 @@ int conn_handover_export(struct conn *c, struct ho_state *st)
         env->n_conns--;
         conn_limits_release(env, c->l);
         client_limit_release(env->clients, &c->ticket);
+        free(c->ins);
         gen_unref(c->l->gen);
         addr_slot_clear(&c->client);
         addr_slot_clear(&c->local);

@@ -34,6 +34,8 @@ enum conn_end {
         END_CLIENT_LIMIT,     /* max_connections_per_client reached (client_limit.h) */
         END_RATE_LIMITED,     /* client_rate: the client's bucket is empty */
         END_PEER_TIMEOUT,     /* ETIMEDOUT: keepalive or user_timeout gave up on a peer */
+        END_NO_MATCH,         /* shared listen address: no route took the first bytes */
+        END_BAD_HELLO,        /* shared listen address: malformed, oversized, truncated hello */
 };
 
 const char *conn_end_name(enum conn_end end);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gen.h"
+#include "lgroup.h"
 #include "route.h"
 
 static struct route_stats *stats_new(const char *name)
@@ -46,6 +47,8 @@ static void gen_free(struct gen *g)
                 stats_unref(g->routes[i].st);
         }
         free(g->routes);
+        for (size_t i = 0; i < g->n_listeners; i++)
+                lgroup_free(g->listeners[i].group);
         free(g->listeners);
         cfg_free(g->cfg);
         free(g);
@@ -87,8 +90,13 @@ int gen_new(struct cfg *cfg, const struct gen *prev, struct gen **out)
 
 int gen_add_listener(struct gen *g, size_t ri, const struct cfg_addr *addr, struct lsockset *set)
 {
-        struct listener *ls = realloc(g->listeners, (g->n_listeners + 1) * sizeof(*ls));
+        struct listener *ls;
 
+        /* Routes sharing an address (match) share its listener: one registration per worker. */
+        for (size_t i = 0; i < g->n_listeners; i++)
+                if (g->listeners[i].set == set)
+                        return lgroup_add(&g->listeners[i], &g->routes[ri]);
+        ls = realloc(g->listeners, (g->n_listeners + 1) * sizeof(*ls));
         if (!ls)
                 return -ENOMEM;
         g->listeners = ls;
@@ -98,7 +106,7 @@ int gen_add_listener(struct gen *g, size_t ri, const struct cfg_addr *addr, stru
             .gen = g,
             .set = set,
         };
-        return 0;
+        return g->routes[ri].cfg->match ? lgroup_add(&ls[g->n_listeners - 1], NULL) : 0;
 }
 
 struct gen *gen_ref(struct gen *g)

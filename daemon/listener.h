@@ -17,6 +17,7 @@
 struct gen;
 struct route;
 struct lsockset;
+struct lgroup;
 
 struct lsock {
         int fd;
@@ -43,6 +44,7 @@ struct listener {
         struct route *route;
         struct gen *gen;
         struct lsockset *set;
+        struct lgroup *group; /* routes sharing the address (match): inspect first (lgroup.h) */
 };
 
 /* Open the sockets for addr: n_workers sockets for TCP, one shared socket otherwise; with

@@ -112,7 +112,8 @@ int log_errno(int prio, int r, const char *fmt, ...)
 }
 
 void log_access_id(uint64_t conn_id, const char *route, const char *client, const char *upstream,
-                   uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms, const char *end)
+                   uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms, const char *end,
+                   const char *more)
 {
         const struct log_journal_access a = {
             .conn_id = conn_id,
@@ -130,14 +131,14 @@ void log_access_id(uint64_t conn_id, const char *route, const char *client, cons
         prefix = append(buf, 0, LOG_LINE_MAX, "<%d>", LOG_INFO);
         pos = append(buf, prefix, LOG_LINE_MAX,
                      "access route=%s client=%s upstream=%s bytes_in=%llu bytes_out=%llu "
-                     "duration_ms=%llu end=%s",
+                     "duration_ms=%llu end=%s%s",
                      route, client, upstream, (unsigned long long)bytes_in,
-                     (unsigned long long)bytes_out, (unsigned long long)duration_ms, end);
+                     (unsigned long long)bytes_out, (unsigned long long)duration_ms, end, more);
         emit(LOG_INFO, 0, buf, prefix, pos, &a);
 }
 
 void log_access(const char *route, const char *client, const char *upstream, uint64_t bytes_in,
                 uint64_t bytes_out, uint64_t duration_ms, const char *end)
 {
-        log_access_id(0, route, client, upstream, bytes_in, bytes_out, duration_ms, end);
+        log_access_id(0, route, client, upstream, bytes_in, bytes_out, duration_ms, end, "");
 }

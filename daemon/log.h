@@ -20,9 +20,11 @@ int log_errno(int prio, int r, const char *fmt, ...) LOG_PRINTF(3, 4);
 /* The access line of one finished connection (priority info), written whatever the level. */
 void log_access(const char *route, const char *client, const char *upstream, uint64_t bytes_in,
                 uint64_t bytes_out, uint64_t duration_ms, const char *end);
-/* The same for a connection with an id (conn.h), which the journal gets as EVPROXY_CONN_ID. */
+/* The same for a connection with an id (conn.h), which the journal gets as EVPROXY_CONN_ID, with
+ * more fields appended to the line (" sni=... match=..." on a shared address; "" for none). */
 void log_access_id(uint64_t conn_id, const char *route, const char *client, const char *upstream,
-                   uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms, const char *end);
+                   uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_ms, const char *end,
+                   const char *more);
 
 #define log_debug(...)            log_printf(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)             log_printf(LOG_INFO, __VA_ARGS__)

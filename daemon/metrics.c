@@ -16,6 +16,7 @@
 #include <evproxy/driver.h>
 
 #include "admin_proto.h"
+#include "conn_inspect.h"
 #include "daemon.h"
 #include "dns.h"
 #include "gen.h"
@@ -317,5 +318,6 @@ int metrics_format(struct daemon *d, struct mbuf *out)
         }
         dns_metrics(d, out); /* issue 14: evproxy_resolver_* */
         metrics_policy_families(d, out); /* issue 16: metrics_policy.c */
+        conn_inspect_metrics(out, g);
         return out->failed ? -ENOMEM : 0;
 }

@@ -41,6 +41,7 @@ struct route_stats {
         /* route_rate (shaper.c): the route's shared buckets, and times a direction waited. */
         struct rl_bucket shape_up, shape_down;
         atomic_uint_least64_t throttled;
+        atomic_uint_least64_t matched;          /* taken on a shared address (match) */
 };
 
 /* How a worker asks the main thread to look a route's names up again (dns.c): set the route's

@@ -4,6 +4,8 @@
  * Wakers and timers only defer work; the driver runs it in each turn's deferred pass. */
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +16,7 @@
 #include "addr.h"
 #include "conn.h"
 #include "gen.h"
+#include "lgroup.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -567,13 +570,64 @@ static void ho_quiesce_fn(struct evio_driver_task *t)
         evio_handle_unpark(w->sh->main);
 }
 
+/* Does listen address a take connections to local (the accepted socket's own address)? */
+static bool addr_serves(const struct cfg_addr *a, const struct sockaddr_storage *local,
+                        socklen_t len)
+{
+        const struct sockaddr_in *a4 = (const void *)&a->sa, *l4 = (const void *)local;
+        const struct sockaddr_in6 *a6 = (const void *)&a->sa, *l6 = (const void *)local;
+        in_port_t ap, lp;
+
+        if (a->kind != CFG_ADDR_INET)
+                return a->sa_len == len && memcmp(&a->sa, local, len) == 0;
+        ap = a->sa.ss_family == AF_INET ? a4->sin_port : a6->sin6_port;
+        lp = local->ss_family == AF_INET ? l4->sin_port : l6->sin6_port;
+        if (ap != lp)
+                return false;
+        if (a->wildcard)
+                return true;
+        if (a->sa.ss_family != local->ss_family)
+                return false;
+        return a->sa.ss_family == AF_INET
+                   ? a4->sin_addr.s_addr == l4->sin_addr.s_addr
+                   : memcmp(&a6->sin6_addr, &l6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+}
+
+/* The listener a handed-over connection of route `route` belongs to in w's generation: the
+ * route's own, or a member of a shared address's group; one still choosing its route (the
+ * stand-in route "-" of a group) goes back to the group whose address its socket has. */
+static struct listener *import_listener(struct worker *w, const char *route, int cfd)
+{
+        struct sockaddr_storage local;
+        socklen_t len = sizeof(local);
+        bool have_local = cfd >= 0 && getsockname(cfd, (struct sockaddr *)&local, &len) == 0;
+
+        for (size_t i = 0; i < w->gen->n_listeners; i++) {
+                struct listener *l = &w->gen->listeners[i];
+
+                if (!l->group) {
+                        if (strcmp(l->route->cfg->name, route) == 0)
+                                return l;
+                        continue;
+                }
+                if (strcmp(route, l->route->cfg->name) == 0) {
+                        if (have_local && addr_serves(l->addr, &local, len))
+                                return l;
+                        continue;
+                }
+                for (size_t j = 0; j < l->group->n_members; j++)
+                        if (strcmp(l->group->members[j].route->cfg->name, route) == 0)
+                                return &l->group->members[j];
+        }
+        return NULL;
+}
+
 int worker_handover_import(struct worker *w, struct ho_conn *h, struct listener *l)
 {
         int r = -ENOENT;
 
-        for (size_t i = 0; i < w->gen->n_listeners && !l; i++)
-                if (strcmp(w->gen->listeners[i].route->cfg->name, h->route) == 0)
-                        l = &w->gen->listeners[i];
+        if (!l)
+                l = import_listener(w, h->route, h->cfd);
         if (l)
                 r = conn_handover_import(&w->env, l, h);
         else

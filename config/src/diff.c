@@ -7,11 +7,16 @@
 
 #include "internal.h"
 
-static int ref_cmp(const void *pa, const void *pb)
+int cfg_listener_ref_cmp(const void *pa, const void *pb)
 {
         const struct cfg_listener_ref *a = pa, *b = pb;
+        int r = cfg_addr_cmp(a->addr, b->addr);
 
-        return cfg_addr_cmp(a->addr, b->addr);
+        if (r)
+                return r;
+        if (a->route_index != b->route_index)
+                return a->route_index < b->route_index ? -1 : 1;
+        return a->listen_index < b->listen_index ? -1 : a->listen_index > b->listen_index;
 }
 
 static size_t count_listeners(const struct cfg *c)
@@ -23,9 +28,11 @@ static size_t count_listeners(const struct cfg *c)
         return n;
 }
 
-/* All listeners of c, sorted; NULL only on allocation failure. */
-static struct cfg_listener_ref *collect(const struct cfg *c, size_t n)
+/* All listeners of c, sorted; an address routes share (match) is one listener, named for
+ * its first route in the file; *n shrinks to match. NULL only on allocation failure. */
+static struct cfg_listener_ref *collect(const struct cfg *c, size_t *n_inout)
 {
+        size_t n = *n_inout, kept = 0;
         struct cfg_listener_ref *refs = calloc(n ? n : 1, sizeof(*refs));
         size_t i, j, k = 0;
 
@@ -35,14 +42,18 @@ static struct cfg_listener_ref *collect(const struct cfg *c, size_t n)
                 for (j = 0; j < c->routes[i].n_listen; j++)
                         refs[k++] =
                             (struct cfg_listener_ref){&c->routes[i], &c->routes[i].listen[j], i, j};
-        qsort(refs, n, sizeof(*refs), ref_cmp);
+        qsort(refs, n, sizeof(*refs), cfg_listener_ref_cmp);
+        for (k = 0; k < n; k++)
+                if (kept == 0 || cfg_addr_cmp(refs[kept - 1].addr, refs[k].addr) != 0)
+                        refs[kept++] = refs[k];
+        *n_inout = kept;
         return refs;
 }
 
 int cfg_diff_listeners(const struct cfg *old_cfg, const struct cfg *new_cfg, struct cfg_diff *out)
 {
         size_t n_old = count_listeners(old_cfg), n_new = count_listeners(new_cfg), i = 0, j = 0;
-        struct cfg_listener_ref *o = collect(old_cfg, n_old), *n = collect(new_cfg, n_new);
+        struct cfg_listener_ref *o = collect(old_cfg, &n_old), *n = collect(new_cfg, &n_new);
         struct cfg_diff d = {0};
         size_t max_kept = n_old < n_new ? n_old : n_new;
 

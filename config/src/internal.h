@@ -111,4 +111,12 @@ int cfg_resolver_finish(const struct cfg_ctx *ctx, const config_setting_t *root,
 void cfg_resolver_free(struct cfg_resolver *res);
 int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const struct cfg *c);
 
+/* match.c: a route's match and inspect settings; match_validate.c: shared listen addresses. */
+int cfg_parse_match(const struct cfg_ctx *ctx, const config_setting_t *route, struct cfg_route *r);
+void cfg_match_free(struct cfg_match *m); /* accepts NULL */
+int cfg_validate_shared(const struct cfg_ctx *ctx, const config_setting_t *root,
+                        const struct cfg *c);
+/* diff.c: orders struct cfg_listener_ref by address, then file order (qsort). */
+int cfg_listener_ref_cmp(const void *pa, const void *pb);
+
 #endif

@@ -24,6 +24,10 @@ static const char *const route_keys[] = {"name",
                                          "health",
                                          "health_check",
                                          "resolver",
+                                         "match",
+                                         "inspect_timeout",
+                                         "inspect_max",
+                                         "on_bad_hello",
                                          NULL};
 static const char *const balance_words[] = {"round-robin", "least-conn", "random", NULL};
 static const char *const proxy_words[] = {"off", "v1", "v2", NULL};
@@ -270,6 +274,8 @@ int cfg_parse_route(const struct cfg_ctx *ctx, const config_setting_t *s, struct
         if ((e = config_setting_get_member(s, "deny")) &&
             (ret = parse_cidrs(ctx, e, &r->deny, &r->n_deny)) < 0)
                 return ret;
+        if ((ret = cfg_parse_match(ctx, s, r)) < 0)
+                return ret;
         return parse_options(ctx, s, r);
 }
 
@@ -280,4 +286,5 @@ void cfg_route_free(struct cfg_route *r)
         free(r->upstreams);
         free(r->allow);
         free(r->deny);
+        cfg_match_free(r->match);
 }

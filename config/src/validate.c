@@ -14,6 +14,7 @@
 struct lref {
         const struct cfg_addr *addr;
         size_t route, index; /* file order */
+        bool shared;         /* routes with a match use it: match_validate.c's rules apply */
 };
 
 static int lref_cmp(const void *pa, const void *pb)
@@ -102,7 +103,7 @@ static void find_conflict(const struct lref *refs, size_t n, const struct lref *
         for (i = 0; i < n; i++) {
                 const struct lref *a = NULL, *b = &refs[i];
 
-                if (i > 0 && cfg_addr_cmp(refs[i - 1].addr, b->addr) == 0)
+                if (i > 0 && cfg_addr_cmp(refs[i - 1].addr, b->addr) == 0 && !b->shared)
                         a = find_first(refs, n, b->addr);
                 if (a && (!*dup || later(*dup, b))) {
                         *first = a;
@@ -175,6 +176,21 @@ static int check_loops(const struct cfg_ctx *ctx, const config_setting_t *root, 
         return 0;
 }
 
+/* An address that some route with a match uses may be shared (runs of equal addresses). */
+static void mark_shared(const struct cfg *c, struct lref *refs, size_t n)
+{
+        size_t i, j, k;
+
+        for (i = 0; i < n; i = j) {
+                bool shared = false;
+
+                for (j = i; j < n && cfg_addr_cmp(refs[j].addr, refs[i].addr) == 0; j++)
+                        shared |= c->routes[refs[j].route].match != NULL;
+                for (k = i; k < j; k++)
+                        refs[k].shared = shared;
+        }
+}
+
 static int check_listeners(const struct cfg_ctx *ctx, const config_setting_t *root,
                            const struct cfg *c)
 {
@@ -190,8 +206,9 @@ static int check_listeners(const struct cfg_ctx *ctx, const config_setting_t *ro
                 return -ENOMEM;
         for (i = 0; i < c->n_routes; i++)
                 for (j = 0; j < c->routes[i].n_listen; j++)
-                        refs[k++] = (struct lref){&c->routes[i].listen[j], i, j};
+                        refs[k++] = (struct lref){&c->routes[i].listen[j], i, j, false};
         qsort(refs, n, sizeof(*refs), lref_cmp);
+        mark_shared(c, refs, n);
         find_conflict(refs, n, &first, &dup);
         if (dup)
                 r = conflict(ctx, root, first, dup);
@@ -255,5 +272,7 @@ int cfg_validate(const struct cfg_ctx *ctx, const config_setting_t *root, const 
 
         if (r == 0)
                 r = check_listeners(ctx, root, c);
+        if (r == 0)
+                r = cfg_validate_shared(ctx, root, c);
         return r < 0 ? r : cfg_validate_admin(ctx, root, c);
 }

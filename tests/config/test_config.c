@@ -562,5 +562,7 @@ int main(void)
                                           test_dir_teardown);
         failed += _cmocka_run_group_tests("handover", handover_tests, n_handover_tests,
                                           test_dir_setup, test_dir_teardown);
+        failed += _cmocka_run_group_tests("match", match_tests, n_match_tests, test_dir_setup,
+                                          test_dir_teardown);
         return failed ? 1 : 0;
 }

@@ -40,5 +40,7 @@ extern const struct CMUnitTest policy_tests[];
 extern const size_t n_policy_tests;
 extern const struct CMUnitTest handover_tests[];
 extern const size_t n_handover_tests;
+extern const struct CMUnitTest match_tests[];
+extern const size_t n_match_tests;
 
 #endif

@@ -694,10 +694,11 @@ def make_config(routes, **glob):
 ACCESS_RE = re.compile(
     r"<6>access route=(?P<route>\S+) client=(?P<client>\S+) upstream=(?P<upstream>\S+) "
     r"bytes_in=(?P<bytes_in>\d+) bytes_out=(?P<bytes_out>\d+) "
-    r"duration_ms=(?P<duration_ms>\d+) end=(?P<end>\S+)")
+    r"duration_ms=(?P<duration_ms>\d+) end=(?P<end>\S+)"
+    r"(?: sni=(?P<sni>\S+) match=(?P<match>\S+))?")  # sni/match: shared addresses (test_sni)
 END_REASONS = {"client_closed", "upstream_closed", "idle_timeout", "connect_failed", "reset",
                "limit", "shutdown", "error", "denied", "bad_proxy_header", "proxy_timeout",
-               "killed", "no_server", "client_limit", "rate_limited", "peer_timeout"}
+               "killed", "no_server", "client_limit", "rate_limited", "peer_timeout", "no_match", "bad_hello"}
 PRIO_RE = re.compile(r"^<[0-7]>")
 
 

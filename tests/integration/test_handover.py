@@ -15,6 +15,10 @@ is closed, the other route's new connections go to its new upstream.
 crashed_successor: a successor (played by the test) that takes the record and every fd, then
 dies before confirming: the old process resumes everything; a SIGHUP that came during the
 exchange is put off until after it (a reload must not touch what is being handed over).
+shared_address: routes sharing one listen address (match, issue 17): a connection already
+forwarding on the route its first bytes chose, and one still being inspected (it has sent
+nothing yet), both survive the handover; the second is routed by the new process when its
+bytes come.
 resume: a successor that fails after taking the record (its configuration adds a listener on a
 port in use) must leave the old process serving everything, in-flight bytes included; and one
 with a bad configuration never touches it.
@@ -487,6 +491,35 @@ def connect_loop(ctx):
     check(total["ok"] > mid > before > 0, "no connection got through across the handover")
     check(total["refused"] == total["reset"] == total["bad"] == total["other"] == 0,
           "failures across the handover: %s %s" % (total, [st.get("what") for st in stats]))
+    new.stop()
+
+
+
+@ev.test
+def shared_address(ctx):
+    ssh = ctx.server("tcp4", ev.echo_handler, name="ssh")
+    other = ctx.server("tcp4", ev.echo_handler, name="other")
+    listen = ctx.addr("tcp4")
+    routes = [dict(name="ssh", listen=[listen], upstreams=[ssh.addr],
+                   match={"protocol": "ssh"}, inspect_timeout=20),
+              dict(name="other", listen=[listen], upstreams=[other.addr], inspect_timeout=20)]
+    conf = ev.make_config(routes)
+    hsock = os.path.join(ctx.tmpdir, "handover.sock")
+    old = ctx.daemon(conf, name="old").start(args=("-H", hsock))
+    fwd = ev.connect(listen)
+    ev.echo_roundtrip(fwd, b"SSH-2.0-before\r\n")
+    waiting = ev.connect(listen)  # sends nothing: inspected until the handover is over
+    time.sleep(0.3)
+    new = ctx.daemon(conf, name="new").start(args=("-H", hsock), timeout=10 * SLOW)
+    old.wait_exit(15 * SLOW)
+    ev.echo_roundtrip(fwd, b"after the handover")
+    ev.echo_roundtrip(waiting, b"SSH-2.0-after\r\n")
+    fwd.close()
+    waiting.close()
+    check(ssh.count() == 2 and other.count() == 0,
+          "upstream connections: ssh %d, other %d (want 2, 0)" % (ssh.count(), other.count()))
+    lines = new.wait_access(2, route="ssh", timeout=10)
+    check(all(a["end"] == "client_closed" for a in lines), "access lines: %s" % lines)
     new.stop()
 
 

@@ -8,17 +8,18 @@ evproxyd-fault.
 
 startup_sweep: EVPROXY_FAULT=*:N for N = 1, 2, ... until a run injects nothing before it is up
   (ready: and 0.1 s more): a config with a TCP and a unix listener, a metrics endpoint, health
-  checks of two upstreams and 2 workers.
+  checks of two upstreams and 2 workers; a second route shares the TCP listener (match).
   Each run exits 1 (a <3> line, no `ready:`), or comes up and forwards; then SIGTERM exits 0.
   Either way the unix socket file is gone at the end.
 reload_sweep: from the first SIGHUP on (EVPROXY_FAULT_ARM=sighup), N = 1, 2, ... until nothing
   is injected by the time every worker applied it (+0.1 s for the health checks' restart): the new file adds a route with a TCP and a unix listener. The old listener keeps
   serving; the reload either fails (logged; the new addresses refuse, no socket file) or
   succeeds and both new listeners serve 20 connections each (none hangs); SIGTERM exits 0.
-accept_sweep: from the first accept4() on, N = 1, 2, ... (bounded) while 4 clients connect one
+accept_sweep(_shared): from the first accept4() on, N = 1, 2, ... (bounded) while 4 clients connect one
   after another and echo 64 KiB each: every client is either served or closed (never left
   hanging), at most one is not served, the daemon keeps serving, and each accepted connection
-  gets exactly one access line whose end= is clean. Splice and copy forwarding.
+  gets exactly one access line whose end= is clean. Splice and copy forwarding; and (shared)
+  splice on an address two routes share, so every connection is inspected before it connects.
 health_check_arm_fails: the 2nd evio_timer_arm at start-up (the 2nd health probe) fails: exit 1
   with "starting health checks", no crash (issue 12 item 9).
 reload_register_fails: 2 workers; during a reload that adds a TCP listener, the 1st or the 2nd
@@ -128,7 +129,10 @@ def startup_sweep(ctx):
     la, lu, lm = ctx.addr("tcp4"), ctx.addr("unix"), ctx.addr("tcp4", "m")
     config = ev.make_config(
         [{"name": "a", "listen": [la, lu], "upstreams": [echo.addr, down.addr],
-          "health_check": {"interval": 5}}], metrics={"listen": lm})
+          "health_check": {"interval": 5}},
+         # a, without a match, is the default of la, which b shares (listener groups)
+         {"name": "b", "listen": [la], "upstreams": [echo.addr], "match": {"protocol": "ssh"}}],
+        metrics={"listen": lm})
     failed = came_up = 0
     for n in range(1, MAX_SWEEP + 1):
         d = fault_daemon(ctx, "start%d" % n, config, "*:%d" % n)
@@ -215,22 +219,26 @@ def client(listen, i, payload):
         return "closed"
 
 
-def accept_sweep_mode(ctx, mode):
+def accept_sweep_mode(ctx, mode, shared=False):
     echo = ctx.server("tcp4", ev.echo_handler, name="echo")
     listen = ctx.addr("tcp4")
-    config = ev.make_config([{"name": "a", "listen": [listen], "upstreams": [echo.addr]}],
-                            forwarding=mode)
+    routes = [{"name": "a", "listen": [listen], "upstreams": [echo.addr]}]
+    if shared:  # routes share the address: each connection is inspected first (test_sni.py)
+        routes.append({"name": "ssh", "listen": [listen], "upstreams": [echo.addr],
+                       "match": {"protocol": "ssh"}})
+    config = ev.make_config(routes, forwarding=mode)
     payload = os.urandom(64 * KiB)
     unserved = 0
     silent = set()
     for n in range(1, ACCEPT_SWEEP + 1):
-        d = fault_daemon(ctx, "accept-%s%d" % (mode, n), config, "*:%d" % n, arm="accept4")
+        d = fault_daemon(ctx, "accept-%s%s%d" % (mode, "-shared" * shared, n), config, "*:%d" % n,
+                         arm="accept4")
         d.wait_line(r"ready:", RUN_TIMEOUT)
         results = [client(listen, i, payload) for i in range(4)]
         check(results.count("closed") <= 1, "%s: clients %s" % (d.name, results))
         check(results[-1] == "ok", "%s: the daemon stopped serving: %s" % (d.name, results))
         unserved += results.count("closed")
-        acc = d.wait_access(4, route="a", timeout=5)
+        acc = d.wait_access(4, timeout=5)  # route "-": failed while inspected (shared)
         ends = [a["end"] for a in acc]
         check(len(acc) == 4, "%s: %d access lines for 4 clients: %s" % (d.name, len(acc), ends))
         check(set(ends) <= CLEAN_ENDS, "%s: end= reasons %s" % (d.name, ends))
@@ -251,6 +259,11 @@ def accept_sweep_mode(ctx, mode):
 def accept_sweep(ctx):
     for mode in ("splice", "copy"):
         accept_sweep_mode(ctx, mode)
+
+
+@ev.test
+def accept_sweep_shared(ctx):
+    accept_sweep_mode(ctx, "splice", shared=True)
 
 
 # --------------------------------------------------------------------------- targeted

@@ -81,6 +81,18 @@ struct cfg_resolver {
 enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
 enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
 enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
+enum cfg_protocol { CFG_PROTO_TLS, CFG_PROTO_SSH, CFG_PROTO_HTTP, CFG_PROTO_ANY };
+
+/* match = { sni = [...]; alpn = [...]; protocol = "..." }: what a connection's first bytes must
+ * show for this route to take it. Names are lower-case without a trailing dot; "*.example.org"
+ * is any name under example.org. sni or alpn imply protocol "tls". */
+struct cfg_match {
+        char **sni;
+        size_t n_sni;
+        char **alpn;
+        size_t n_alpn;
+        enum cfg_protocol protocol;
+};
 
 struct cfg_health {
         unsigned fails;             /* failed connects in a row before skipping; 0 = never skip */
@@ -135,6 +147,12 @@ struct cfg_route {
         size_t n_named;            /* upstreams that are NAME or SRV */
         /* Its own client limits; the rest inherited from the top level (policy.c). */
         struct cfg_policy policy;
+        /* Routing on a shared listen address by the client's first bytes (match.c). Routes
+         * that share an address agree on the inspect settings. */
+        struct cfg_match *match;     /* NULL: the default route of its listen addresses */
+        uint64_t inspect_timeout_ms; /* wait for the first bytes [5 s] */
+        size_t inspect_max;          /* bytes a ClientHello may take [16 KiB] */
+        bool bad_hello_close;        /* on_bad_hello = "close"; else the default route */
 };
 
 /* Restart without a drop (handover = { ... }, issue 18): the successor's socket ("" = none) and
