@@ -10,7 +10,7 @@
 
 /* Limits on what a file may ask us to allocate. */
 #define CFG_MAX_FILE_SIZE (4u << 20)
-#define CFG_MAX_ROUTES    4096
+#define CFG_MAX_ROUTES    16384
 #define CFG_MAX_LISTEN    256
 #define CFG_MAX_CIDRS     65536
 #define CFG_USER_NAME_MAX 32

@@ -232,6 +232,41 @@ static void test_durations_ms(void **state)
         }
 }
 
+/* 5,000 routes load (bench/cost-curves measures that many); 16,385 are too many. */
+static void test_many_routes(void **state)
+{
+        size_t cap = 16400 * 96, len = 0;
+        char *text = malloc(cap);
+        struct cfg_error err;
+        struct cfg *c = NULL;
+
+        (void)state;
+        assert_non_null(text);
+        len += (size_t)snprintf(text + len, cap - len, "routes = (\n");
+        for (int i = 0; i < 16385; i++) {
+                len += (size_t)snprintf(text + len, cap - len,
+                                        "%s{ name = \"r%d\"; listen = [ \"127.0.0.1:%d\" ]; "
+                                        "upstreams = [ \"127.0.0.2:9\" ]; }\n",
+                                        i ? "," : "", i, 1 + i);
+                if (i == 4999) {
+                        char *five = strndup(text, len);
+
+                        assert_non_null(five);
+                        five = realloc(five, len + 4);
+                        assert_non_null(five);
+                        strcpy(five + len, ");\n");
+                        assert_int_equal(cfg_load_string(five, NULL, &c, &err), 0);
+                        assert_int_equal(c->n_routes, 5000);
+                        cfg_free(c);
+                        free(five);
+                }
+        }
+        snprintf(text + len, cap - len, ");\n");
+        assert_int_equal(cfg_load_string(text, NULL, &c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "too many routes (16385, at most 16384)"));
+        free(text);
+}
+
 /* upstreams may mix address strings and { address; weight; max_connections; } groups. */
 static void test_upstream_groups(void **state)
 {
@@ -539,12 +574,12 @@ static void test_error_format(void **state)
 int main(void)
 {
         static const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_defaults),       cmocka_unit_test(test_every_setting),
-            cmocka_unit_test(test_log_levels),     cmocka_unit_test(test_durations_ms),
-            cmocka_unit_test(test_example_config), cmocka_unit_test(test_include),
-            cmocka_unit_test(test_file_errors),    cmocka_unit_test(test_load_string),
-            cmocka_unit_test(test_error_format),   cmocka_unit_test(test_pipe_memory),
-            cmocka_unit_test(test_upstream_groups),
+            cmocka_unit_test(test_defaults),        cmocka_unit_test(test_every_setting),
+            cmocka_unit_test(test_log_levels),      cmocka_unit_test(test_durations_ms),
+            cmocka_unit_test(test_example_config),  cmocka_unit_test(test_include),
+            cmocka_unit_test(test_file_errors),     cmocka_unit_test(test_load_string),
+            cmocka_unit_test(test_error_format),    cmocka_unit_test(test_pipe_memory),
+            cmocka_unit_test(test_upstream_groups), cmocka_unit_test(test_many_routes),
         };
         int failed = 0;
 
