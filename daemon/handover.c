@@ -130,9 +130,8 @@ static int recv_state(struct handover *ho)
         for (size_t i = 0; r == 0 && i < m.a; i++) /* in order: each fd is the one named */
                 if (ho->st.cookies[i] && ho_cookie(fds[i]) != ho->st.cookies[i])
                         r = -EBADMSG;
-        if (r < 0)
-                ho_state_free(&ho->st);
         if (r < 0) {
+                ho_state_free(&ho->st);
                 for (size_t i = 0; i < m.a; i++)
                         close(fds[i]);
                 free(fds);
