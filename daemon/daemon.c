@@ -233,9 +233,8 @@ static int daemon_loop(struct daemon *d)
                 sigs = evio_driver_take_signals(d->drv);
                 if ((sigs & SIGBIT(SIGHUP)) && !handover_defer_signal(d, SIGHUP))
                         daemon_reload(d);
-                if ((sigs & SIGBIT(SIGTERM)) && !handover_defer_signal(d, SIGTERM))
-                        daemon_on_stop_signal(d);
-                else if ((sigs & SIGBIT(SIGINT)) && !handover_defer_signal(d, SIGINT))
+                if (((sigs & SIGBIT(SIGTERM)) && !handover_defer_signal(d, SIGTERM)) ||
+                    ((sigs & SIGBIT(SIGINT)) && !handover_defer_signal(d, SIGINT)))
                         daemon_on_stop_signal(d);
                 if (atomic_load(&d->shared.workers_exited) > 0 && d->phase == DAEMON_RUNNING) {
                         log_error("a worker stopped unexpectedly; shutting down");

@@ -131,7 +131,7 @@ static void list_addrs(const struct server_set *s, const struct dns_name *n,
                                         s->e[i].addr.text);
         }
         if (len >= size && size > 4)
-                strcpy(buf + size - 4, "...");
+                memcpy(buf + size - 4, "...", 4);
 }
 
 static void log_change(const struct dns_name *n, const struct server_set *old,

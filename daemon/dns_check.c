@@ -120,13 +120,11 @@ void dns_check_names(const struct cfg *cfg)
         struct resolver *res = NULL;
         struct check *checks;
         uint64_t end;
-        int r;
 
         if (n == 0)
                 return;
         checks = calloc(n, sizeof(*checks));
-        if (!checks || (r = evio_driver_new(&drv, NULL)) < 0 ||
-            (r = resolver_new(drv, &o, &res)) < 0) {
+        if (!checks || evio_driver_new(&drv, NULL) < 0 || resolver_new(drv, &o, &res) < 0) {
                 log_warning("%s: names not checked: the resolver could not start", cfg->path);
                 goto out;
         }
@@ -136,7 +134,8 @@ void dns_check_names(const struct cfg *cfg)
                 if (evio_driver_turn(drv, (int)(end - evio_now_ms())) < 0)
                         break;
         for (size_t i = 0; i < n; i++)
-                report(cfg, &checks[i]);
+                if (checks[i].u) /* a name whose watch could not start has none */
+                        report(cfg, &checks[i]);
 out:
         resolver_free(res);
         evio_driver_free(drv);

@@ -46,7 +46,7 @@ int ho_new(struct daemon *d)
         if (!ho)
                 return log_error_errno(-ENOMEM, "handover");
         ho->sun.sun_family = AF_UNIX;
-        strcpy(ho->sun.sun_path, path); /* "": no handover socket */
+        memcpy(ho->sun.sun_path, path, strlen(path) + 1); /* "": no handover socket */
         ho->lfd = ho->peer = -1;
         ho->lreg = EVIO_REGISTRATION_INIT;
         d->ho = ho;

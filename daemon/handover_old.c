@@ -4,6 +4,7 @@
  * successor) or, on anything else, give every connection back to the workers and go on.
  *   IDLE --TAKE--> QUIESCING --acks--> exchange --OK--> DONE
  *                                               --else--> RESUMING --acks--> IDLE */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,7 @@ static void give_back(struct daemon *d, struct handover *ho, int r)
         else
                 log_error_errno(r, "handover to pid %d failed: resuming %zu connections",
                                 ho->peer_pid, n);
+        assert(d->n_workers > 0);
         for (size_t i = 0; i < n; i++) {
                 struct worker *w = d->workers[i % d->n_workers];
                 struct ho_conn *c;

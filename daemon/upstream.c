@@ -4,6 +4,7 @@
  * ring order, skipping servers that are down (health.c) until nothing else is left. TCP
  * upstreams get TCP_NODELAY: the proxy must not add Nagle delays on top of the client's own.
  * The connect itself is sock.c's, shared with health checks. */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ uint32_t upstream_random(void)
 
 static struct upstream_server *server(const struct upstream_pick *p, unsigned i)
 {
+        assert(p->set && i < p->set->n);
         return p->set->e[i].srv;
 }
 

@@ -570,27 +570,43 @@ static void ho_quiesce_fn(struct evio_driver_task *t)
         evio_handle_unpark(w->sh->main);
 }
 
+static in_port_t port_of(const struct sockaddr_storage *ss)
+{
+        struct sockaddr_in6 s6;
+        struct sockaddr_in s4;
+
+        if (ss->ss_family == AF_INET) {
+                memcpy(&s4, ss, sizeof(s4));
+                return s4.sin_port;
+        }
+        if (ss->ss_family == AF_INET6) {
+                memcpy(&s6, ss, sizeof(s6));
+                return s6.sin6_port;
+        }
+        return 0;
+}
+
 /* Does listen address a take connections to local (the accepted socket's own address)? */
 static bool addr_serves(const struct cfg_addr *a, const struct sockaddr_storage *local,
                         socklen_t len)
 {
-        const struct sockaddr_in *a4 = (const void *)&a->sa, *l4 = (const void *)local;
-        const struct sockaddr_in6 *a6 = (const void *)&a->sa, *l6 = (const void *)local;
-        in_port_t ap, lp;
+        struct sockaddr_storage la;
 
         if (a->kind != CFG_ADDR_INET)
                 return a->sa_len == len && memcmp(&a->sa, local, len) == 0;
-        ap = a->sa.ss_family == AF_INET ? a4->sin_port : a6->sin6_port;
-        lp = local->ss_family == AF_INET ? l4->sin_port : l6->sin6_port;
-        if (ap != lp)
+        if (port_of(&a->sa) != port_of(local) || port_of(local) == 0)
                 return false;
         if (a->wildcard)
                 return true;
         if (a->sa.ss_family != local->ss_family)
                 return false;
+        memcpy(&la, local, sizeof(la));
         return a->sa.ss_family == AF_INET
-                   ? a4->sin_addr.s_addr == l4->sin_addr.s_addr
-                   : memcmp(&a6->sin6_addr, &l6->sin6_addr, sizeof(a6->sin6_addr)) == 0;
+                   ? ((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr ==
+                         ((const struct sockaddr_in *)&la)->sin_addr.s_addr
+                   : memcmp(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr,
+                            &((const struct sockaddr_in6 *)&la)->sin6_addr,
+                            sizeof(struct in6_addr)) == 0;
 }
 
 /* The listener a handed-over connection of route `route` belongs to in w's generation: the
@@ -598,7 +614,7 @@ static bool addr_serves(const struct cfg_addr *a, const struct sockaddr_storage 
  * stand-in route "-" of a group) goes back to the group whose address its socket has. */
 static struct listener *import_listener(struct worker *w, const char *route, int cfd)
 {
-        struct sockaddr_storage local;
+        struct sockaddr_storage local = {0};
         socklen_t len = sizeof(local);
         bool have_local = cfd >= 0 && getsockname(cfd, (struct sockaddr *)&local, &len) == 0;
 
