@@ -10,6 +10,7 @@
 
 #include <evproxy/driver.h>
 
+#include "conn_queue.h"
 #include "pool.h"
 
 struct listener;
@@ -29,6 +30,7 @@ enum conn_end {
         END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
         END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
+        END_NO_SERVER,        /* no server could take it within queue_timeout, or queue full */
 };
 
 const char *conn_end_name(enum conn_end end);
@@ -50,6 +52,7 @@ struct conn_env {
         atomic_uint *active;   /* open client connections, all routes (the global limit) */
         /* Out of fds or memory (r): stop accepting on every listener for a moment. */
         void (*pause_accepting)(struct conn_env *env, int r);
+        struct conn_queue queue; /* clients waiting for a server (conn_queue.h) */
 };
 
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd

@@ -277,6 +277,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                        "Failed or timed-out connects to the upstream server.");
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
                 admin_state_samples(out, g);
+                metrics_queue_families(out, g);
         }
         return out->failed ? -ENOMEM : 0;
 }

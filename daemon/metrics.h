@@ -25,4 +25,8 @@ int metrics_format(struct daemon *d, struct mbuf *out);
 /* Append v as a label value: backslash, double quote and newline escaped. */
 void metrics_label_value(struct mbuf *b, const char *v);
 
+struct gen;
+/* Client queues and per-server limits (metrics_queue.c). */
+void metrics_queue_families(struct mbuf *b, const struct gen *g);
+
 #endif

@@ -9,6 +9,8 @@
 
 #include <evproxy/config.h>
 
+#include "balance.h"
+
 struct upstream_server;
 
 /* Counters of a route, shared by every worker and by every configuration generation that has
@@ -26,6 +28,9 @@ struct route_stats {
         atomic_uint_least64_t bad_proxy_header; /* end=bad_proxy_header or proxy_timeout */
         atomic_uint_least64_t bytes_in;         /* client -> upstream, forwarded */
         atomic_uint_least64_t bytes_out;        /* upstream -> client */
+        atomic_uint queued;                     /* clients waiting for a server (conn_queue.h) */
+        atomic_uint_least64_t queue_timeouts;   /* waited queue_timeout for nothing */
+        atomic_uint_least64_t queue_full;       /* could not wait: queue_size reached */
 };
 
 /* A route of one configuration generation (see gen.h). */
@@ -33,6 +38,7 @@ struct route {
         const struct cfg_route *cfg;
         struct route_stats *st;
         struct upstream_server **servers; /* like cfg->upstreams; shared by generations (route.h) */
+        struct balance_state bal;         /* this generation's balancing state (balance.h) */
 };
 
 /* Give r (its cfg set) one server state per upstream: the one of the same address in the

@@ -70,6 +70,9 @@ int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bo
 int cfg_parse_upstreams(const struct cfg_ctx *ctx, const config_setting_t *route,
                         struct cfg_route *r);
 
+/* queue.c: routes[i].queue_timeout and queue_size (defaults when absent) */
+int cfg_parse_queue(const struct cfg_ctx *ctx, const config_setting_t *route, struct cfg_route *r);
+
 /* addr.c */
 int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
 /* Would binding both a and b fight over the same port ("*:80" against "0.0.0.0:80")? */

@@ -697,7 +697,7 @@ ACCESS_RE = re.compile(
     r"duration_ms=(?P<duration_ms>\d+) end=(?P<end>\S+)")
 END_REASONS = {"client_closed", "upstream_closed", "idle_timeout", "connect_failed", "reset",
                "limit", "shutdown", "error", "denied", "bad_proxy_header", "proxy_timeout",
-               "killed"}
+               "killed", "no_server"}
 PRIO_RE = re.compile(r"^<[0-7]>")
 
 
