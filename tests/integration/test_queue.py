@@ -53,8 +53,9 @@ def wait_queued(maddr, n, timeout=5):
 def late_upstream(ctx):
     bad = ctx.refusing("tcp4")
     listen = ctx.addr("tcp4")
-    d = ctx.daemon(ev.make_config([route(listen, [bad.addr], queue_timeout=5)])).start()
     stream = ev.Stream(16, 256 * ev.KiB)
+    stream.sha256()  # makes the random pool now: it holds the GIL for a while
+    d = ctx.daemon(ev.make_config([route(listen, [bad.addr], queue_timeout=5)])).start()
     c = ev.connect(listen)
     t0 = time.monotonic()
     sender = ev.Task(ev.send_stream, c, stream, name="send")
