@@ -10,6 +10,8 @@
 #include <cmocka.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,45 @@ static void test_weighted_shares(void **state)
         for (uint64_t key = 0; key < PICKS; key++)
                 counts[balance_hash(&v, key * 0x9e3779b97f4a7c15ull)]++;
         check_shares(counts, w, 4, PICKS);
+        balance_state_destroy(&st);
+}
+
+struct swrr_thread {
+        struct balance_state *st;
+        const struct balance_view *v;
+        atomic_uint *counts;
+};
+
+static void *swrr_picker(void *arg)
+{
+        struct swrr_thread *t = arg;
+
+        for (int k = 0; k < 10000; k++)
+                atomic_fetch_add(&t->counts[balance_swrr(t->st, t->v)], 1);
+        return NULL;
+}
+
+/* One sequence for the whole daemon: 4 threads picking at once share one SWRR state, and the
+ * 40,000 picks (4,000 whole cycles of 1+2+3+4) split exactly by weight. */
+static void test_swrr_threads(void **state)
+{
+        static const unsigned w[] = {1, 2, 3, 4};
+        struct balance_state st;
+        struct fake f;
+        struct balance_view v = view(&f, 4, w, 1);
+        atomic_uint counts[4];
+        struct swrr_thread t = {.st = &st, .v = &v, .counts = counts};
+        pthread_t th[4];
+
+        for (int i = 0; i < 4; i++)
+                atomic_init(&counts[i], 0);
+        assert_int_equal(balance_state_init(&st), 0);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(pthread_create(&th[i], NULL, swrr_picker, &t), 0);
+        for (int i = 0; i < 4; i++)
+                pthread_join(th[i], NULL);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(atomic_load(&counts[i]), 4000 * w[i]);
         balance_state_destroy(&st);
 }
 
@@ -373,6 +414,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_swrr_nginx_sequence),
             cmocka_unit_test(test_weighted_shares),
+            cmocka_unit_test(test_swrr_threads),
             cmocka_unit_test(test_least_conn_per_weight),
             cmocka_unit_test(test_hash_consistent),
             cmocka_unit_test(test_unusable_skipped),
