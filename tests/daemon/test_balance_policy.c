@@ -409,6 +409,36 @@ static void test_walk_hash(void **state)
         gen_unref(g);
 }
 
+/* balance = "hash" with max_connections = 1: while a client's server is full its next
+ * connection goes elsewhere, and once the slot is free it is back on its own server. */
+static void test_walk_hash_full(void **state)
+{
+        struct gen *g = make("{ address = \"127.0.0.1:11\"; max_connections = 1; }, "
+                             "{ address = \"127.0.0.1:12\"; max_connections = 1; }, "
+                             "{ address = \"127.0.0.1:13\"; max_connections = 1; }",
+                             "balance = \"hash\";");
+        struct route *r = &g->routes[0];
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        struct upstream_pick held, p;
+        unsigned own;
+
+        sa.sin_addr.s_addr = htonl(0x7f00000au);
+        upstream_begin_for(r, &held, (struct sockaddr *)&sa);
+        own = held.start;
+        assert_non_null(upstream_next(r, &held));
+        assert_int_equal(held.current, (int)own);
+        upstream_begin_for(r, &p, (struct sockaddr *)&sa);
+        assert_int_not_equal(p.start, own);
+        assert_non_null(upstream_next(r, &p));
+        assert_int_not_equal(p.current, (int)own);
+        upstream_end(r, &p);
+        upstream_end(r, &held);
+        upstream_begin_for(r, &p, (struct sockaddr *)&sa);
+        assert_int_equal(p.start, own);
+        upstream_end(r, &p);
+        gen_unref(g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -422,6 +452,7 @@ int main(void)
             cmocka_unit_test(test_walk_weights),
             cmocka_unit_test(test_walk_max_connections),
             cmocka_unit_test(test_walk_hash),
+            cmocka_unit_test(test_walk_hash_full),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
