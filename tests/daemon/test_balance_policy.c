@@ -93,6 +93,28 @@ static void test_swrr_nginx_sequence(void **state)
         balance_state_destroy(&st);
 }
 
+/* A server that was left out and comes back starts even: over the next cycle every server gets
+ * its share, the returning one included (it does not pay for the pick it had before). */
+static void test_swrr_comes_back_even(void **state)
+{
+        struct balance_state st;
+        struct fake f;
+        struct balance_view v = view(&f, 3, NULL, 1);
+        int seen[3] = {0};
+
+        assert_int_equal(balance_state_init(&st), 0);
+        assert_int_equal(balance_swrr(&st, &v), 0);
+        f.down[0] = true;
+        assert_int_not_equal(balance_swrr(&st, &v), 0);
+        f.down[0] = false;
+        for (int k = 0; k < 9; k++)
+                seen[balance_swrr(&st, &v)]++;
+        assert_int_equal(seen[0], 3);
+        assert_int_equal(seen[1], 3);
+        assert_int_equal(seen[2], 3);
+        balance_state_destroy(&st);
+}
+
 /* Each policy's shares over 10,000 picks are the weights' within 2 %. */
 static void check_shares(const unsigned *counts, const unsigned *w, unsigned n, unsigned picks)
 {
@@ -445,6 +467,7 @@ int main(void)
             cmocka_unit_test(test_swrr_nginx_sequence),
             cmocka_unit_test(test_weighted_shares),
             cmocka_unit_test(test_swrr_threads),
+            cmocka_unit_test(test_swrr_comes_back_even),
             cmocka_unit_test(test_least_conn_per_weight),
             cmocka_unit_test(test_hash_consistent),
             cmocka_unit_test(test_unusable_skipped),
