@@ -158,6 +158,7 @@ static void conn_queue_kick(struct conn_env *env, struct route_stats *st)
                 return;
         c = container_of(e, struct conn, qe);
         log_debug("route %s: a connection ended: the oldest queued client retries now", st->name);
+        cq_retrying(e); /* the next slot that frees wakes the next client */
         evio_timer_cancel(env->drv, &c->timer);
         c->timer_fired = true;
         evio_driver_defer(env->drv, &c->run);
