@@ -258,6 +258,24 @@ static void test_upstream_groups(void **state)
         cfg_free(c);
 }
 
+/* balance = "hash"; queue_timeout (off by default) and queue_size (1024 by default). */
+static void test_hash_and_queue(void **state)
+{
+        struct cfg *c = test_load_ok("routes = ( { name = \"a\"; listen = [ \"127.0.0.1:1\" ];\n"
+                                     "  upstreams = [ \"127.0.0.1:2\" ]; },\n"
+                                     "  { name = \"b\"; listen = [ \"127.0.0.1:3\" ];\n"
+                                     "  upstreams = [ \"127.0.0.1:4\" ]; balance = \"hash\";\n"
+                                     "  queue_timeout = 2.5; queue_size = 7; } );\n");
+
+        (void)state;
+        assert_int_equal(c->routes[0].queue_timeout_ms, 0);
+        assert_int_equal(c->routes[0].queue_size, 1024);
+        assert_int_equal(c->routes[1].balance, CFG_BALANCE_HASH);
+        assert_int_equal(c->routes[1].queue_timeout_ms, 2500);
+        assert_int_equal(c->routes[1].queue_size, 7);
+        cfg_free(c);
+}
+
 /* pipe_memory: bytes or "N[KMG]"; unset, max_connections x 16 KiB. */
 static void test_pipe_memory(void **state)
 {
@@ -539,12 +557,12 @@ static void test_error_format(void **state)
 int main(void)
 {
         static const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_defaults),       cmocka_unit_test(test_every_setting),
-            cmocka_unit_test(test_log_levels),     cmocka_unit_test(test_durations_ms),
-            cmocka_unit_test(test_example_config), cmocka_unit_test(test_include),
-            cmocka_unit_test(test_file_errors),    cmocka_unit_test(test_load_string),
-            cmocka_unit_test(test_error_format),   cmocka_unit_test(test_pipe_memory),
-            cmocka_unit_test(test_upstream_groups),
+            cmocka_unit_test(test_defaults),        cmocka_unit_test(test_every_setting),
+            cmocka_unit_test(test_log_levels),      cmocka_unit_test(test_durations_ms),
+            cmocka_unit_test(test_example_config),  cmocka_unit_test(test_include),
+            cmocka_unit_test(test_file_errors),     cmocka_unit_test(test_load_string),
+            cmocka_unit_test(test_error_format),    cmocka_unit_test(test_pipe_memory),
+            cmocka_unit_test(test_upstream_groups), cmocka_unit_test(test_hash_and_queue),
         };
         int failed = 0;
 

@@ -78,7 +78,14 @@ struct cfg_resolver {
         struct cfg_dns_policy policy;
 };
 
-enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
+/* Every policy honours the servers' weights (all 1 by default). HASH: rendezvous hashing of the
+ * client's address (IPv6: its prefix), so a client keeps its server. */
+enum cfg_balance {
+        CFG_BALANCE_ROUND_ROBIN,
+        CFG_BALANCE_LEAST_CONN,
+        CFG_BALANCE_RANDOM,
+        CFG_BALANCE_HASH,
+};
 enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
 enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
 
@@ -135,6 +142,10 @@ struct cfg_route {
         size_t n_named;            /* upstreams that are NAME or SRV */
         /* Its own client limits; the rest inherited from the top level (policy.c). */
         struct cfg_policy policy;
+        /* Clients with no server to take them wait up to queue_timeout (0 = not at all),
+         * at most queue_size of them per route (config/src/queue.c). */
+        uint64_t queue_timeout_ms;
+        unsigned queue_size;
 };
 
 /* The admin socket (admin = { ... }): evproxyctl's way in. Off unless the group is present. */
