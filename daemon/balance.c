@@ -101,6 +101,10 @@ int balance_swrr(struct balance_state *s, const struct balance_view *v)
                 s->current = calloc(v->n, sizeof(*s->current) + sizeof(*s->usable));
                 s->usable = s->current ? (uint8_t *)(s->current + v->n) : NULL;
                 s->n_current = s->current ? v->n : 0;
+                s->serial = v->serial;
+        } else if (s->serial != v->serial) { /* as many servers, maybe others: likewise */
+                memset(s->current, 0, v->n * (sizeof(*s->current) + sizeof(*s->usable)));
+                s->serial = v->serial;
         }
         best = s->current ? swrr_locked(s, v) : -2;
         pthread_mutex_unlock(&s->lock);

@@ -22,16 +22,21 @@ struct balance_view {
         unsigned (*active)(const void *ctx, unsigned i);
         bool (*usable)(const void *ctx, unsigned i);
         const char *(*id)(const void *ctx, unsigned i);
+        /* Which set of servers this is (server_set.serial): index i of one serial is the same
+         * server; another serial may put another server at i (0: a fixed set). */
+        uint64_t serial;
 };
 
 /* Per-route policy state, shared by every worker. SWRR's current weights are one vector that
  * every pick updates whole, so they sit under a mutex (held for O(n) additions, next to an
- * accept and a connect); they reset when the servers or the usable ones among them change. */
+ * accept and a connect); they reset when the set of servers (its serial: a reload, a DNS
+ * answer) or the usable ones among them change, since an index may then name another server. */
 struct balance_state {
         pthread_mutex_t lock;
         int64_t *current; /* SWRR current weights, n_current of them */
         uint8_t *usable;  /* which servers were usable at the last pick (same allocation) */
         unsigned n_current;
+        uint64_t serial;    /* the view's serial the vector is for */
         atomic_uint cursor; /* where least-conn starts looking (ties), and fallbacks */
 };
 

@@ -108,7 +108,8 @@ static int policy_pick(struct route *r, const struct upstream_pick *p,
                                  .weight = view_weight,
                                  .active = view_active,
                                  .usable = view_usable,
-                                 .id = view_id};
+                                 .id = view_id,
+                                 .serial = p->set->serial};
         uint64_t key;
 
         switch (r->cfg->balance) {

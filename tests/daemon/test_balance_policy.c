@@ -22,6 +22,8 @@
 #include "balance.h"
 #include "gen.h"
 #include "health.h"
+#include "resolver.h"
+#include "route.h"
 #include "server_set.h"
 #include "upstream.h"
 
@@ -464,6 +466,98 @@ static void test_walk_hash_full(void **state)
         gen_unref(g);
 }
 
+/* Another set of as many servers (a new serial) starts the SWRR sequence again: the current
+ * weights left by the old set belong to the servers that were at those indexes then. */
+static void test_swrr_new_serial(void **state)
+{
+        static const unsigned w1[] = {5, 1, 1}, w2[] = {1, 1, 5};
+        struct balance_state st, fresh;
+        struct fake f, g;
+        struct balance_view v = view(&f, 3, w1, 1), v2 = view(&g, 3, w2, 4);
+        char seq[8] = {0}, want[8] = {0};
+
+        v.serial = 1;
+        v2.serial = 2;
+        assert_int_equal(balance_state_init(&st), 0);
+        assert_int_equal(balance_state_init(&fresh), 0);
+        assert_int_equal(balance_swrr(&st, &v), 0);
+        assert_int_equal(balance_swrr(&st, &v), 0);
+        for (int k = 0; k < 7; k++) {
+                seq[k] = (char)('a' + balance_swrr(&st, &v2));
+                want[k] = (char)('a' + balance_swrr(&fresh, &v2));
+        }
+        assert_string_equal(seq, want);
+        balance_state_destroy(&st);
+        balance_state_destroy(&fresh);
+}
+
+/* One IPv4 address ip:80 as a name's answer. */
+static struct resolver_addrset *answer(const char *ip)
+{
+        struct resolver_addrset *s = calloc(1, sizeof(*s) + sizeof(s->addrs[0]));
+        struct sockaddr_in *in = (struct sockaddr_in *)&s->addrs[0].addr;
+
+        assert_non_null(s);
+        atomic_init(&s->refs, 1);
+        s->generation = 1;
+        s->len = 1;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(80);
+        inet_pton(AF_INET, ip, &in->sin_addr);
+        s->addrs[0].len = sizeof(*in);
+        return s;
+}
+
+/* Publish r's set with names 0..2 answering ips[0..2] (NULL: no address). */
+static void publish(struct route *r, const char *const ips[3])
+{
+        struct resolver_addrset *named[3];
+        struct server_set *cur = route_set_get(r), *s = NULL;
+
+        for (int k = 0; k < 3; k++) {
+                named[k] = ips[k] ? answer(ips[k]) : calloc(1, sizeof(*named[k]));
+                assert_non_null(named[k]);
+        }
+        assert_int_equal(server_set_build(r->cfg, named, cur, &s), 0);
+        route_set_publish(r, s);
+        server_set_unref(cur);
+        for (int k = 0; k < 3; k++)
+                free(named[k]); /* plain addresses, one reference: nothing else to drop */
+}
+
+/* A DNS change that keeps the count of servers but not the servers: names a (weight 5),
+ * b (1), c (5); first b and c answer ([1, 5]), then a and b ([5, 1]). The new set's picks are
+ * SWRR's from zero (a a a b a a), not the old current weights paid back (a a a a a b). */
+static void test_walk_swrr_set_change(void **state)
+{
+        static const char *const first[3] = {NULL, "10.0.0.2", "10.0.0.3"}, *const second[3] = {
+                                                                                "10.0.0.1",
+                                                                                "10.0.0.2", NULL};
+        struct gen *g = make("{ address = \"a.test:80\"; weight = 5; }, "
+                             "{ address = \"b.test:80\"; weight = 1; }, "
+                             "{ address = \"c.test:80\"; weight = 5; }",
+                             "");
+        struct route *r = &g->routes[0];
+        struct upstream_pick p;
+        char seq[7] = {0};
+
+        publish(r, first);
+        for (int k = 0; k < 2; k++) { /* leaves current weights (2, -2) */
+                upstream_begin(r, &p);
+                upstream_end(r, &p);
+        }
+        publish(r, second);
+        assert_int_equal(r->set->n, 2);
+        assert_string_equal(r->set->e[0].addr.text, "10.0.0.1:80");
+        for (int k = 0; k < 6; k++) {
+                upstream_begin(r, &p);
+                seq[k] = (char)('a' + p.start);
+                upstream_end(r, &p);
+        }
+        assert_string_equal(seq, "aaabaa");
+        gen_unref(g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -479,6 +573,8 @@ int main(void)
             cmocka_unit_test(test_walk_max_connections),
             cmocka_unit_test(test_walk_hash),
             cmocka_unit_test(test_walk_hash_full),
+            cmocka_unit_test(test_swrr_new_serial),
+            cmocka_unit_test(test_walk_swrr_set_change),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
