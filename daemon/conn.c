@@ -292,8 +292,10 @@ static void conn_drop_upstream(struct conn *c)
         close_side(&c->ureg, false);
 }
 
-/* The walk found no server: wait in the route's queue (queue_timeout), or close with
- * end=no_server when the queue is full or the wait is over. false: the route has no queue. */
+/* The walk found no server, or the route's set has none (its names have no address yet: a
+ * slow-starting backend like any other): wait in the route's queue (queue_timeout), or close
+ * with end=no_server when the queue is full or the wait is over. false: the route has no
+ * queue. */
 static bool conn_queue_wait(struct conn *c)
 {
         struct route *rt = c->l->route;
@@ -312,6 +314,7 @@ static bool conn_queue_wait(struct conn *c)
                 return true;
         }
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
+        upstream_no_server(rt, &c->pick, client); /* the set was empty: names the names */
         if (v == CQ_FULL)
                 log_warning("route %s: client %s: no server free and the queue is full "
                             "(queue_size %u)",

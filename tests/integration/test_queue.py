@@ -11,6 +11,11 @@ slot_freed_wakes: max_connections = 1 on the only upstream: a second client wait
   woken (debug line) and served at once, well before its next back-off retry, when the first
   one closes.
 off_by_default: without queue_timeout a refused connect still ends connect_failed at once.
+name_resolves_while_queued: the only upstream is a name that does not resolve yet (an empty
+  server set, dnsmasq): a client with queue_timeout waits, and is served once the name has an
+  address (test_dns's appears_later: without queue_timeout it ends no_server at once).
+name_never_resolves: queue_timeout = 1 and the name never resolves: end=no_server after 1 s,
+  logged with the name that has no address.
 """
 
 import hashlib
@@ -23,6 +28,13 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evtest as ev  # noqa: E402
 from evtest import check  # noqa: E402
+
+# test_dns's dnsmasq helpers, without its tests: importing it registers them, so they are
+# taken off the list again.
+_n_tests = len(ev._TESTS)
+import test_dns as dnst  # noqa: E402
+
+del ev._TESTS[_n_tests:]
 
 
 def listen_late(ctx, refuser):
@@ -175,6 +187,64 @@ def off_by_default(ctx):
     c.close()
     check(time.monotonic() - t0 < 2, "held without queue_timeout")
     check(d.wait_access(1, route="q")[0]["end"] == "connect_failed", "end")
+    d.stop()
+
+
+def late_name(ctx, queue_timeout):
+    """dnsmasq that does not know late.test yet, an echo server on 127.0.0.2 and a daemon whose
+    route q has only late.test:port and queue_timeout as given: (dns, listen, maddr, d)."""
+    port = ev.free_port()
+    dnst.server_on(ctx, "127.0.0.2", port)
+    dns = dnst.Dns(ctx).start()
+    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
+    d = dnst.start_daemon(ctx, [route(listen, ["late.test:%d" % port],
+                                      queue_timeout=queue_timeout)], dns,
+                          metrics={"listen": maddr})
+    d.wait_line(r"resolving late\.test:%d fails" % port, 5 * dnst.SLOW)
+    return dns, listen, maddr, d
+
+
+@ev.test
+def name_resolves_while_queued(ctx):
+    if not dnst.need_dnsmasq():
+        return
+    dns, listen, maddr, d = late_name(ctx, 8)
+    c = ev.connect(listen)
+    c.sendall(b"early\n")
+    t0 = time.monotonic()
+    wait_queued(maddr, 1)
+    time.sleep(1.0)
+    check(ev.metric_value(ev.fetch_metrics(maddr), "evproxy_route_queued", route="q") == 1,
+          "the client left the queue before the name resolved")
+    dns.set_hosts(["127.0.0.2 late.test"])
+    check(ev.recv_exact(c, 6) == b"early\n", "queued client not served")
+    print("  served %.2fs after connecting (name resolvable after 1 s)"
+          % (time.monotonic() - t0))
+    c.close()
+    acc = d.wait_access(1, route="q")
+    check(acc[0]["end"] == "client_closed" and acc[0]["duration_ms"] >= 900,
+          "access: %s" % acc[0])
+    wait_queued(maddr, 0)
+    d.stop()
+
+
+@ev.test
+def name_never_resolves(ctx):
+    if not dnst.need_dnsmasq():
+        return
+    dns, listen, maddr, d = late_name(ctx, 1)
+    c = ev.connect(listen)
+    t0 = time.monotonic()
+    wait_queued(maddr, 1)
+    ev.wait_closed(c, 4)
+    waited = time.monotonic() - t0
+    c.close()
+    check(0.9 <= waited < 2.5, "closed after %.2fs, queue_timeout is 1s" % waited)
+    check(d.wait_access(1, route="q")[0]["end"] == "no_server", "end")
+    d.wait_line(r"route q: client \S+: no server: late\.test:\d+ has no address", 2)
+    d.wait_line(r"route q: client \S+: no server within queue_timeout \(1s\)", 2)
+    check(ev.metric_value(ev.fetch_metrics(maddr), "evproxy_route_queue_timeouts_total",
+                          route="q") == 1, "queue_timeouts_total")
     d.stop()
 
 
