@@ -466,6 +466,33 @@ static void test_walk_hash_full(void **state)
         gen_unref(g);
 }
 
+/* balance = "hash" keys IPv6 clients by the route's client_prefix6: with 48, clients that
+ * differ past their /48 (other /64s) always start at the same server. */
+static void test_walk_hash_prefix6(void **state)
+{
+        struct gen *g = make("\"127.0.0.1:11\", \"127.0.0.1:12\", \"127.0.0.1:13\", "
+                             "\"127.0.0.1:14\"",
+                             "balance = \"hash\"; client_prefix6 = 48;");
+        struct route *r = &g->routes[0];
+        struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+        struct upstream_pick p;
+        int first = -1;
+
+        assert_int_equal(r->cfg->policy.client_prefix6, 48);
+        for (unsigned k = 0; k < 32; k++) {
+                char text[64];
+
+                snprintf(text, sizeof(text), "2001:db8:7:%x::%x", k * 0x111, k + 1);
+                assert_int_equal(inet_pton(AF_INET6, text, &sa.sin6_addr), 1);
+                upstream_begin_for(r, &p, (struct sockaddr *)&sa);
+                if (first < 0)
+                        first = (int)p.start;
+                assert_int_equal((int)p.start, first);
+                upstream_end(r, &p);
+        }
+        gen_unref(g);
+}
+
 /* Another set of as many servers (a new serial) starts the SWRR sequence again: the current
  * weights left by the old set belong to the servers that were at those indexes then. */
 static void test_swrr_new_serial(void **state)
@@ -573,6 +600,7 @@ int main(void)
             cmocka_unit_test(test_walk_max_connections),
             cmocka_unit_test(test_walk_hash),
             cmocka_unit_test(test_walk_hash_full),
+            cmocka_unit_test(test_walk_hash_prefix6),
             cmocka_unit_test(test_swrr_new_serial),
             cmocka_unit_test(test_walk_swrr_set_change),
         };
