@@ -8,8 +8,9 @@
  *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
  *      | ETIMEDOUT from keepalive or user_timeout: peer_timeout (the side is logged)
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
- *   CONNECTING --no server left, route has queue_timeout--> QUEUED (conn_queue.h) --retry-->
- *      CONNECTING; queue full or queue_timeout over: closed (no_server)
+ *   CONNECTING --no server left (or none: names without address), route has queue_timeout-->
+ *      QUEUED (conn_queue.h) --retry--> CONNECTING; queue full or queue_timeout over: closed
+ *      (no_server); no queue_timeout and no server at all: closed (no_server) at once
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
 #include <assert.h>
