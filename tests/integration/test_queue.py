@@ -62,6 +62,19 @@ def wait_queued(maddr, n, timeout=5):
         time.sleep(0.05)
 
 
+def wait_out_queue_timeout(listen, maddr):
+    """A client of route q (queue_timeout = 1) that no server takes: queued, then closed
+    after about a second."""
+    c = ev.connect(listen)
+    c.sendall(b"never read")
+    t0 = time.monotonic()
+    wait_queued(maddr, 1)
+    ev.wait_closed(c, 4)
+    waited = time.monotonic() - t0
+    c.close()
+    check(0.9 <= waited < 2.5, "closed after %.2fs, queue_timeout is 1s" % waited)
+
+
 @ev.test
 def late_upstream(ctx):
     bad = ctx.refusing("tcp4")
@@ -98,14 +111,7 @@ def expiry(ctx):
     listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
     d = ctx.daemon(ev.make_config([route(listen, [bad.addr], queue_timeout=1)],
                                   metrics={"listen": maddr})).start()
-    c = ev.connect(listen)
-    c.sendall(b"never read")
-    t0 = time.monotonic()
-    wait_queued(maddr, 1)
-    ev.wait_closed(c, 4)
-    waited = time.monotonic() - t0
-    c.close()
-    check(0.9 <= waited < 2.5, "closed after %.2fs, queue_timeout is 1s" % waited)
+    wait_out_queue_timeout(listen, maddr)
     acc = d.wait_access(1, route="q")
     check(acc[0]["end"] == "no_server" and acc[0]["bytes_in"] == 0, "access: %s" % acc[0])
     d.wait_line(r"client \S+: no server within queue_timeout \(1s\)", 2)
@@ -233,13 +239,7 @@ def name_never_resolves(ctx):
     if not dnst.need_dnsmasq():
         return
     dns, listen, maddr, d = late_name(ctx, 1)
-    c = ev.connect(listen)
-    t0 = time.monotonic()
-    wait_queued(maddr, 1)
-    ev.wait_closed(c, 4)
-    waited = time.monotonic() - t0
-    c.close()
-    check(0.9 <= waited < 2.5, "closed after %.2fs, queue_timeout is 1s" % waited)
+    wait_out_queue_timeout(listen, maddr)
     check(d.wait_access(1, route="q")[0]["end"] == "no_server", "end")
     d.wait_line(r"route q: client \S+: no server: late\.test:\d+ has no address", 2)
     d.wait_line(r"route q: client \S+: no server within queue_timeout \(1s\)", 2)
