@@ -8,6 +8,9 @@
  *   FORWARDING --a side fails--> closed (reset/error; the other side is reset with SO_LINGER 0)
  *      | ETIMEDOUT from keepalive or user_timeout: peer_timeout (the side is logged)
  *   FORWARDING --idle past idle_timeout, or worker shutdown--> closed (idle_timeout/shutdown)
+ *   CONNECTING --no server left (or none: names without address), route has queue_timeout-->
+ *      QUEUED (conn_queue.h) --retry--> CONNECTING; queue full or queue_timeout over: closed
+ *      (no_server); no queue_timeout and no server at all: closed (no_server) at once
  * One timer serves both states: the connect deadline, then the idle check, which compares
  * last_ms (updated by runs that move bytes) instead of being re-armed for every byte. */
 #include <assert.h>
@@ -41,6 +44,7 @@ enum conn_state {
         CONN_FORWARDING,
         CONN_PROXY_HEADER,
         CONN_INSPECT, /* shared listen address: choosing the route (conn_inspect.c) */
+        CONN_QUEUED,  /* no server could take it yet: waiting (conn_queue.c) */
 };
 
 #define NO_EOF 0xff
@@ -68,6 +72,7 @@ struct conn {
         struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
         struct shaper shape;              /* rate, route_rate (shaper.h) */
         struct conn_inspect *ins;         /* accepted on a shared address: what chose the route */
+        struct cq_entry qe;               /* while it waits for a server (CONN_QUEUED) */
 };
 
 static const char *const end_names[] = {
@@ -160,6 +165,24 @@ static void conn_count_bytes(struct conn *c)
         }
 }
 
+/* A connection of route st ended, so a server of it has a slot: the oldest client of this
+ * worker waiting for that route retries now rather than at its next back-off. */
+static void conn_queue_kick(struct conn_env *env, struct route_stats *st)
+{
+        struct cq_entry *e;
+        struct conn *c;
+
+        if (atomic_load_explicit(&st->queued, memory_order_relaxed) == 0 ||
+            !(e = cq_oldest(&env->queue, st)))
+                return;
+        c = container_of(e, struct conn, qe);
+        log_debug("route %s: a connection ended: the oldest queued client retries now", st->name);
+        cq_retrying(e); /* the next slot that frees wakes the next client */
+        evio_timer_cancel(env->drv, &c->timer);
+        c->timer_fired = true;
+        evio_driver_defer(env->drv, &c->run);
+}
+
 static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
 {
         struct conn_env *env = c->env;
@@ -175,11 +198,14 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         conn_count_bytes(c);
         conn_upstream_text(c, upstream, sizeof(upstream)); /* before the walk lets go of it */
         upstream_end(c->l->route, &c->pick);
+        cq_leave(&env->queue, &c->qe);
         assert(env->n_conns > 0);
         TAILQ_REMOVE(&env->conns, c, link);
         env->n_conns--;
         conn_limits_release(env, c->l);
         client_limit_release(env->clients, &c->ticket);
+        if (c->state == CONN_FORWARDING) /* its server has a slot free */
+                conn_queue_kick(env, c->l->route->st);
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
          * reader of the log may count on the slot being free. */
         if (c->l->gen->cfg->access_log) {
@@ -237,6 +263,7 @@ static void conn_connected(struct conn *c)
 
         evio_timer_cancel(env->drv, &c->timer);
         c->timer_fired = false;
+        cq_leave(&env->queue, &c->qe);
         upstream_report(c->l->route, &c->pick, 0);
         if (!evio_reg_is_registered(&c->ureg))
                 r = conn_register(c, &c->ureg);
@@ -275,6 +302,40 @@ static void conn_drop_upstream(struct conn *c)
         close_side(&c->ureg, false);
 }
 
+/* The walk found no server, or the route's set has none (its names have no address yet: a
+ * slow-starting backend like any other): wait in the route's queue (queue_timeout), or close
+ * with end=no_server when the queue is full or the wait is over. false: the route has no
+ * queue. */
+static bool conn_queue_wait(struct conn *c)
+{
+        struct route *rt = c->l->route;
+        char client[ADDR_STRLEN];
+        uint64_t at = 0;
+        enum cq_verdict v;
+
+        v = cq_wait(&c->env->queue, &c->qe, rt->st, rt->cfg, evio_now_ms(), &at);
+        if (v == CQ_OFF)
+                return false;
+        if (v == CQ_WAIT) {
+                c->state = CONN_QUEUED;
+                c->timer_fired = false;
+                if (evio_timer_arm(c->env->drv, &c->timer, at) < 0)
+                        conn_close(c, END_ERROR, false, false);
+                return true;
+        }
+        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
+        upstream_no_server(rt, &c->pick, client); /* the set was empty: names the names */
+        if (v == CQ_FULL)
+                log_warning("route %s: client %s: no server free and the queue is full "
+                            "(queue_size %u)",
+                            rt->cfg->name, client, rt->cfg->queue_size);
+        else
+                log_warning("route %s: client %s: no server within queue_timeout (%gs)",
+                            rt->cfg->name, client, (double)rt->cfg->queue_timeout_ms / 1000.0);
+        conn_close(c, END_NO_SERVER, false, false);
+        return true;
+}
+
 /* Try servers from the current position of the walk until one connects or is pending. */
 static void conn_connect_next(struct conn *c, int r)
 {
@@ -306,6 +367,8 @@ static void conn_connect_next(struct conn *c, int r)
                 }
                 log_debug_errno(r, "route %s: upstream %s failed", rt->cfg->name, a->text);
         }
+        if (conn_queue_wait(c))
+                return;
         conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
         if (upstream_no_server(rt, &c->pick, client)) {
                 conn_close(c, END_NO_SERVER, false, false);
@@ -313,8 +376,9 @@ static void conn_connect_next(struct conn *c, int r)
         }
         if (c->pick.tried == 0) /* nothing to try: no r to speak of */
                 log_warning("route %s: client %s: no upstream to try (every server is drained "
-                            "or in maintenance)",
-                            rt->cfg->name, client);
+                            "or in maintenance%s)",
+                            rt->cfg->name, client,
+                            c->pick.full ? ", or at its max_connections" : "");
         else /* "last" is the server whose failure r reports */
                 log_warning_errno(
                     r, "route %s: client %s: no upstream reachable (%u tried, last %s)",
@@ -493,19 +557,37 @@ static bool conn_client_admitted(struct conn *c)
 
 static void conn_begin_inspect(struct conn *c);
 
-/* After accept, or after a PROXY header (a shared address: after inspecting, too): choose a
- * server and connect. Per-client limits apply once the route is chosen. */
+/* After accept, after a PROXY header, or on a queued client's retry: choose a server (the
+ * policy may hash the client's address) and connect. */
+static void conn_walk(struct conn *c)
+{
+        c->state = CONN_CONNECTING;
+        upstream_end(c->l->route, &c->pick); /* a retry's previous walk */
+        upstream_begin_for(c->l->route, &c->pick, addr_slot_get(&c->client));
+        conn_connect_next(c, -EHOSTUNREACH);
+}
+
+/* After accept, or after a PROXY header (a shared address: after inspecting, too): the
+ * per-client limits once the route is chosen, then the walk. */
 static void conn_begin_connect(struct conn *c)
 {
         if (c->l->group) {
                 conn_begin_inspect(c);
                 return;
         }
-        if (!conn_client_admitted(c))
+        if (conn_client_admitted(c))
+                conn_walk(c);
+}
+
+/* Queued: only the retry timer (or a freed slot, conn_queue_kick) moves it on; readiness of
+ * the client (registered for its PROXY header) is not read while it waits. */
+static void conn_run_queued(struct conn *c)
+{
+        if (!c->timer_fired)
                 return;
-        c->state = CONN_CONNECTING;
-        upstream_begin(c->l->route, &c->pick);
-        conn_connect_next(c, -EHOSTUNREACH);
+        c->timer_fired = false;
+        cq_retrying(&c->qe);
+        conn_walk(c);
 }
 
 static void conn_header_failed(struct conn *c, int r)
@@ -631,6 +713,8 @@ static void conn_run(struct evio_deferred *r)
                 conn_run_proxy_header(c);
         else if (c->state == CONN_INSPECT)
                 conn_run_inspect(c);
+        else if (c->state == CONN_QUEUED)
+                conn_run_queued(c);
         else
                 conn_run_forwarding(c);
 }
@@ -728,13 +812,15 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
         static const char *const states[] = {[CONN_CONNECTING] = "connecting",
                                              [CONN_FORWARDING] = "forwarding",
                                              [CONN_PROXY_HEADER] = "proxy_header",
-                                             [CONN_INSPECT] = "inspecting"};
+                                             [CONN_INSPECT] = "inspecting",
+                                             [CONN_QUEUED] = "queued"};
         uint64_t now = evio_now_ms();
 
         out->id = c->id;
-        out->upstream = c->pick.current >= 0 && c->state != CONN_PROXY_HEADER
-                            ? &upstream_current(&c->pick)->addr
-                            : NULL;
+        out->upstream =
+            c->pick.current >= 0 && c->state != CONN_PROXY_HEADER && c->state != CONN_QUEUED
+                ? &upstream_current(&c->pick)->addr
+                : NULL;
         out->state = states[c->state];
         snprintf(out->route, sizeof(out->route), "%s", conn_route(c)->name);
         snprintf(out->upstream_text, sizeof(out->upstream_text), "%s",
@@ -828,6 +914,7 @@ int conn_handover_export(struct conn *c, struct ho_state *st)
         pump_release(&c->down, &env->pipes, &env->bufs);
         conn_count_bytes(c);
         upstream_end(c->l->route, &c->pick);
+        cq_leave(&env->queue, &c->qe); /* queued: the new process queues it again if need be */
         TAILQ_REMOVE(&env->conns, c, link);
         env->n_conns--;
         conn_limits_release(env, c->l);

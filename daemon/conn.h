@@ -10,6 +10,7 @@
 
 #include <evproxy/driver.h>
 
+#include "conn_queue.h"
 #include "pool.h"
 
 struct listener;
@@ -30,7 +31,8 @@ enum conn_end {
         END_BAD_PROXY_HEADER, /* malformed or oversized PROXY header, or EOF inside it */
         END_PROXY_TIMEOUT,    /* no whole PROXY header within proxy_protocol_timeout */
         END_KILLED,           /* reset by the admin (evproxyctl kill, maint --kill) */
-        END_NO_SERVER,        /* the route has no server: its names have no address */
+        END_NO_SERVER,        /* no server: its names have no address, or none could take it
+                               * within queue_timeout, or the queue was full */
         END_CLIENT_LIMIT,     /* max_connections_per_client reached (client_limit.h) */
         END_RATE_LIMITED,     /* client_rate: the client's bucket is empty */
         END_PEER_TIMEOUT,     /* ETIMEDOUT: keepalive or user_timeout gave up on a peer */
@@ -58,6 +60,7 @@ struct conn_env {
         /* Out of fds or memory (r): stop accepting on every listener for a moment. */
         void (*pause_accepting)(struct conn_env *env, int r);
         struct client_table *clients; /* per-client limits, shared by the workers; or NULL */
+        struct conn_queue queue;      /* clients waiting for a server (conn_queue.h) */
 };
 
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd

@@ -44,6 +44,7 @@ static void gen_free(struct gen *g)
 {
         for (size_t i = 0; i < g->n_routes; i++) {
                 route_servers_free(&g->routes[i]);
+                balance_state_destroy(&g->routes[i].bal);
                 stats_unref(g->routes[i].st);
         }
         free(g->routes);
@@ -72,12 +73,14 @@ int gen_new(struct cfg *cfg, const struct gen *prev, struct gen **out)
         for (size_t i = 0; i < cfg->n_routes; i++) {
                 g->routes[i].cfg = &cfg->routes[i];
                 g->routes[i].st = stats_find(prev, cfg->routes[i].name);
-                if (!g->routes[i].st) {
+                if (!g->routes[i].st || balance_state_init(&g->routes[i].bal) < 0) {
+                        stats_unref(g->routes[i].st);
                         gen_free(g);
                         return -ENOMEM;
                 }
                 if (route_servers_init(&g->routes[i], prev ? prev->routes : NULL,
                                        prev ? prev->n_routes : 0) < 0) {
+                        balance_state_destroy(&g->routes[i].bal);
                         stats_unref(g->routes[i].st);
                         gen_free(g);
                         return -ENOMEM;

@@ -315,6 +315,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                        "Failed or timed-out connects to the upstream server.");
                 server_samples(out, g, "evproxy_upstream_connect_failures_total", SF_FAILURES);
                 admin_state_samples(out, g);
+                metrics_queue_families(out, g);
         }
         dns_metrics(d, out); /* issue 14: evproxy_resolver_* */
         metrics_policy_families(d, out); /* issue 16: metrics_policy.c */

@@ -27,5 +27,8 @@ void metrics_label_value(struct mbuf *b, const char *v);
 
 /* The traffic policy's families (metrics_policy.c). */
 void metrics_policy_families(struct daemon *d, struct mbuf *b);
+struct gen;
+/* Client queues and per-server limits (metrics_queue.c). */
+void metrics_queue_families(struct mbuf *b, const struct gen *g);
 
 #endif

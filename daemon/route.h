@@ -12,6 +12,7 @@
 #include <evproxy/config.h>
 
 #include "ratelimit.h"
+#include "balance.h"
 
 struct upstream_server;
 struct server_set;
@@ -41,7 +42,10 @@ struct route_stats {
         /* route_rate (shaper.c): the route's shared buckets, and times a direction waited. */
         struct rl_bucket shape_up, shape_down;
         atomic_uint_least64_t throttled;
-        atomic_uint_least64_t matched;          /* taken on a shared address (match) */
+        atomic_uint_least64_t matched;        /* taken on a shared address (match) */
+        atomic_uint queued;                   /* clients waiting for a server (conn_queue.h) */
+        atomic_uint_least64_t queue_timeouts; /* waited queue_timeout for nothing */
+        atomic_uint_least64_t queue_full;     /* could not wait: queue_size reached */
 };
 
 /* How a worker asks the main thread to look a route's names up again (dns.c): set the route's
@@ -60,6 +64,7 @@ struct route {
         bool set_lock_ready;
         struct server_set *set;                    /* never NULL once set up */
         const struct route_dns_poke *_Atomic poke; /* NULL: no resolver */
+        struct balance_state bal; /* this generation's balancing state (balance.h) */
 };
 
 /* Give r (its cfg set) its first server set: the literal upstreams and, for names, the

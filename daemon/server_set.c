@@ -157,6 +157,9 @@ static int add_upstream(struct builder *b, const struct cfg_route *rc, unsigned 
         return r;
 }
 
+/* The serial of the last set built (struct server_set.serial), by any thread. */
+static atomic_uint_least64_t serials;
+
 int server_set_build(const struct cfg_route *rc, struct resolver_addrset *const *named,
                      const struct server_set *prev, struct server_set **out)
 {
@@ -169,6 +172,7 @@ int server_set_build(const struct cfg_route *rc, struct resolver_addrset *const 
                 server_set_unref(b.set);
                 return r;
         }
+        b.set->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
         *out = b.set;
         return 0;
 }

@@ -30,6 +30,7 @@ struct server_entry {
 struct server_set {
         atomic_uint refs;
         size_t n;
+        uint64_t serial; /* a new number for every set built: keys state kept by position */
         struct server_entry e[];
 };
 

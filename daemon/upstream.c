@@ -1,7 +1,8 @@
-/* Upstream choice and the non-blocking connect. The balancing policy picks the first server of a
- * connection's walk (round-robin: a shared cursor; least-conn: fewest active, ties broken from
- * the cursor; random: two random choices, the less loaded wins); on failure the walk goes on in
- * ring order, skipping servers that are down (health.c) until nothing else is left. TCP
+/* Upstream choice and the non-blocking connect. The balancing policy (balance.h: smooth
+ * weighted round-robin, weighted least-conn, weighted random with two choices, or rendezvous
+ * hashing of the client address) picks the first server of a connection's walk; on failure the
+ * walk goes on in ring order, skipping servers that are down (health.c) until nothing else is
+ * left, and never handing out one that is drained or at its max_connections. TCP
  * upstreams get TCP_NODELAY: the proxy must not add Nagle delays on top of the client's own.
  * The connect itself is sock.c's, shared with health checks. */
 #include <assert.h>
@@ -16,6 +17,7 @@
 #include <evproxy/timer.h>
 
 #include "admin_proto.h"
+#include "balance.h"
 #include "health.h"
 #include "log.h"
 #include "route.h"
@@ -64,74 +66,133 @@ const struct server_entry *upstream_current(const struct upstream_pick *p)
         return p->current >= 0 && p->set ? &p->set->e[p->current] : NULL;
 }
 
-static unsigned pick_least_conn(struct route *r, const struct upstream_pick *p, unsigned n,
-                                uint64_t now)
+/* A walk's server set as the balancing policies see it (balance.h). */
+struct set_view {
+        const struct upstream_pick *p;
+        uint64_t now;
+};
+
+static unsigned view_weight(const void *ctx, unsigned i)
 {
-        unsigned from = atomic_fetch_add_explicit(&r->st->rr_next, 1, memory_order_relaxed) % n;
-        unsigned best = from, best_load = ~0u;
+        return ((const struct set_view *)ctx)->p->set->e[i].weight;
+}
 
-        for (unsigned k = 0; k < n; k++) {
-                unsigned i = (from + k) % n, l;
+static unsigned view_active(const void *ctx, unsigned i)
+{
+        return load(((const struct set_view *)ctx)->p, i);
+}
 
-                if (!health_available(&p->set->e[i], now))
-                        continue;
-                l = load(p, i);
-                if (l < best_load) {
-                        best = i;
-                        best_load = l;
-                }
+static bool at_max(const struct upstream_pick *p, unsigned i)
+{
+        unsigned max = p->set->e[i].max_connections;
+
+        return max && load(p, i) >= max;
+}
+
+static bool view_usable(const void *ctx, unsigned i)
+{
+        const struct set_view *sv = ctx;
+
+        return health_available(&sv->p->set->e[i], sv->now) && !at_max(sv->p, i);
+}
+
+static const char *view_id(const void *ctx, unsigned i)
+{
+        return ((const struct set_view *)ctx)->p->set->e[i].addr.text;
+}
+
+static int policy_pick(struct route *r, const struct upstream_pick *p,
+                       const struct sockaddr *client, uint64_t now)
+{
+        struct set_view sv = {.p = p, .now = now};
+        struct balance_view v = {.n = (unsigned)p->set->n,
+                                 .ctx = &sv,
+                                 .weight = view_weight,
+                                 .active = view_active,
+                                 .usable = view_usable,
+                                 .id = view_id,
+                                 .serial = p->set->serial};
+        uint64_t key;
+
+        switch (r->cfg->balance) {
+        case CFG_BALANCE_LEAST_CONN:
+                return balance_least_conn(&r->bal, &v);
+        case CFG_BALANCE_RANDOM:
+                return balance_random_two(&v, upstream_random);
+        case CFG_BALANCE_HASH:
+                /* IPv6 clients hash by their client_prefix6 prefix (the route's traffic
+                 * policy). Clients without an IP address are spread round-robin. */
+                if (balance_client_key(client, r->cfg->policy.client_prefix6, &key))
+                        return balance_hash(&v, key);
+                return balance_swrr(&r->bal, &v);
+        default:
+                return balance_swrr(&r->bal, &v);
         }
-        return best;
 }
 
-static unsigned pick_random(const struct upstream_pick *p, unsigned n, uint64_t now)
+/* For /metrics: each connection counts once against every server that is full as it begins. */
+static void count_full(const struct upstream_pick *p, unsigned n)
 {
-        unsigned a = upstream_random() % n, b;
-        bool ok_a, ok_b;
-
-        if (n == 1)
-                return 0;
-        b = upstream_random() % (n - 1);
-        if (b >= a)
-                b++;
-        ok_a = health_available(&p->set->e[a], now);
-        ok_b = health_available(&p->set->e[b], now);
-        if (ok_a != ok_b)
-                return ok_a ? a : b;
-        return load(p, b) < load(p, a) ? b : a;
+        for (unsigned i = 0; i < n; i++) {
+                if (at_max(p, i))
+                        atomic_fetch_add_explicit(&server(p, i)->refused_max, 1,
+                                                  memory_order_relaxed);
+        }
 }
 
-void upstream_begin(struct route *r, struct upstream_pick *p)
+void upstream_begin_for(struct route *r, struct upstream_pick *p, const struct sockaddr *client)
 {
         struct server_set *set = route_set_get(r);
         unsigned n = (unsigned)set->n;
-        uint64_t now = evio_now_ms();
+        int i;
 
         *p = (struct upstream_pick){.current = -1, .set = set};
         if (n == 0) {
                 p->pass = 2;
                 return;
         }
-        switch (r->cfg->balance) {
-        case CFG_BALANCE_LEAST_CONN:
-                p->start = pick_least_conn(r, p, n, now);
-                break;
-        case CFG_BALANCE_RANDOM:
-                p->start = pick_random(p, n, now);
-                break;
-        default:
-                p->start = atomic_fetch_add_explicit(&r->st->rr_next, 1, memory_order_relaxed) % n;
-                break;
-        }
+        count_full(p, n);
+        i = policy_pick(r, p, client, evio_now_ms());
+        /* None usable: the walk still goes round (down servers are tried last), from a
+         * rotating start so that no one server takes every last resort. */
+        if (i < 0)
+                i = (int)(atomic_fetch_add_explicit(&r->st->rr_next, 1, memory_order_relaxed) % n);
+        p->start = (unsigned)i;
 }
 
-static void hold(struct route *r, struct upstream_pick *p, unsigned i, bool probe)
+void upstream_begin(struct route *r, struct upstream_pick *p)
+{
+        upstream_begin_for(r, p, NULL);
+}
+
+/* Take one unit of server i's active count, unless that would pass its max_connections (a
+ * compare-and-swap: workers race for the last slot). */
+static bool take_slot(const struct upstream_pick *p, unsigned i)
+{
+        unsigned max = p->set->e[i].max_connections;
+        atomic_uint *active = &server(p, i)->active;
+        unsigned cur;
+
+        if (!max) {
+                atomic_fetch_add_explicit(active, 1, memory_order_relaxed);
+                return true;
+        }
+        cur = atomic_load_explicit(active, memory_order_relaxed);
+        do {
+                if (cur >= max)
+                        return false;
+        } while (!atomic_compare_exchange_weak_explicit(active, &cur, cur + 1, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        return true;
+}
+
+/* p holds the slot take_slot() took on server i. */
+static void hold(struct upstream_pick *p, unsigned i, bool probe)
 {
         p->current = (int)i;
         p->tried++;
         p->probe = probe;
         p->held = true;
-        atomic_fetch_add_explicit(&server(p, i)->active, 1, memory_order_relaxed);
 }
 
 static void mark_skipped(struct upstream_pick *p, unsigned i, unsigned n)
@@ -170,22 +231,31 @@ const struct cfg_addr *upstream_next(struct route *r, struct upstream_pick *p)
                         enum health_claim hc;
 
                         if (p->pass == 1) {
-                                if (was_skipped(p, i)) {
+                                if (!was_skipped(p, i))
+                                        continue;
+                                if (take_slot(p, i)) {
                                         p->step++;
-                                        hold(r, p, i, false);
+                                        hold(p, i, false);
                                         return &p->set->e[i].addr;
                                 }
+                                p->full = true;
                                 continue;
                         }
                         if (!upstream_admin_ready(p, i))
                                 continue; /* drain, maint: not even as a last resort */
+                        if (!take_slot(p, i)) {
+                                p->full = true; /* at max_connections: likewise */
+                                continue;
+                        }
                         hc = health_claim(&p->set->e[i], now);
                         if (hc == HEALTH_SKIP) {
+                                atomic_fetch_sub_explicit(&server(p, i)->active, 1,
+                                                          memory_order_relaxed);
                                 mark_skipped(p, i, n);
                                 continue;
                         }
                         p->step++;
-                        hold(r, p, i, hc == HEALTH_PROBE);
+                        hold(p, i, hc == HEALTH_PROBE);
                         return &p->set->e[i].addr;
                 }
                 p->pass++;
@@ -266,8 +336,11 @@ void upstream_adopt(struct route *r, struct upstream_pick *p, const char *text)
         long i = server_set_find_text(set, text);
 
         *p = (struct upstream_pick){.current = -1, .set = set, .pass = 2};
-        if (i >= 0)
-                hold(r, p, (unsigned)i, false);
+        if (i < 0)
+                return;
+        /* It exists already: it counts even past the server's max_connections. */
+        atomic_fetch_add_explicit(&server(p, (unsigned)i)->active, 1, memory_order_relaxed);
+        hold(p, (unsigned)i, false);
 }
 
 void upstream_release(struct route *r, struct upstream_pick *p)

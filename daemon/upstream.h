@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <evproxy/config.h>
 
@@ -30,12 +31,14 @@ struct upstream_server {
         atomic_uint_least64_t connects;      /* successful connects, ever */
         atomic_int last_error;               /* -errno of the last failed connect, or 0 */
         atomic_uint_least64_t last_error_at; /* when (wall clock, seconds) */
+        atomic_uint_least64_t refused_max;   /* connections that began with it full (metrics) */
 };
 
 /* One connection's walk over the servers of its route. Pass 0 hands out, in ring order from
  * the server the balancing policy chose, the servers that are up (or due for a probe); pass 1
  * the ones pass 0 skipped as down, so a route whose servers are all down still tries them.
- * A server the admin set to drain or maint is never handed out, in either pass.
+ * A server the admin set to drain or maint, or at its max_connections, is never handed out,
+ * in either pass.
  * Each server is handed out at most once per walk. The servers pass 0 skipped are kept as bits:
  * in place for the first 64, in a bitmap allocated on the first skip past them (routes may have
  * CFG_MAX_UPSTREAMS servers). Without memory for it, pass 1 hands out every server past the
@@ -52,10 +55,13 @@ struct upstream_pick {
         unsigned tried;         /* servers handed out so far */
         uint64_t skipped;       /* pass 0: servers skipped as down (bit i = server i, i < 64) */
         uint64_t *skipped_more; /* the same for servers 64.. (bit i-64), or NULL */
+        bool full;              /* some server was passed over at its max_connections */
 };
 
 /* Take the route's current server set (held until upstream_end) and choose where to start. */
 void upstream_begin(struct route *r, struct upstream_pick *p);
+/* The same for a client at address client (may be NULL), which balance = "hash" hashes. */
+void upstream_begin_for(struct route *r, struct upstream_pick *p, const struct sockaddr *client);
 /* The entry handed out last (p->current), or NULL before the first. */
 const struct server_entry *upstream_current(const struct upstream_pick *p);
 /* The next server to try, or NULL when every server was tried. */

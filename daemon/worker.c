@@ -449,6 +449,7 @@ int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct work
         w->env.pause_accepting = env_pause_accepting;
         w->env.clients = sh->clients;
         TAILQ_INIT(&w->env.conns);
+        cq_init(&w->env.queue);
         worker_init_pipes(w, g->cfg);
         buf_pool_init(&w->env.bufs, g->cfg->buffer_size, BUFS_KEPT);
         evio_timer_init(&w->drain_timer, drain_timer_fn, w);

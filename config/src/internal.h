@@ -73,6 +73,9 @@ int cfg_get_string_list(const struct cfg_ctx *ctx, const config_setting_t *s, bo
 int cfg_parse_upstreams(const struct cfg_ctx *ctx, const config_setting_t *route,
                         struct cfg_route *r);
 
+/* queue.c: routes[i].queue_timeout and queue_size (defaults when absent) */
+int cfg_parse_queue(const struct cfg_ctx *ctx, const config_setting_t *route, struct cfg_route *r);
+
 /* addr.c */
 int cfg_addr_cmp(const struct cfg_addr *a, const struct cfg_addr *b);
 /* A port 1..65535 (decimal digits only), in host order. 0 or -EINVAL with a reason. */

@@ -28,8 +28,10 @@ static const char *const route_keys[] = {"name",
                                          "inspect_timeout",
                                          "inspect_max",
                                          "on_bad_hello",
+                                         "queue_timeout",
+                                         "queue_size",
                                          NULL};
-static const char *const balance_words[] = {"round-robin", "least-conn", "random", NULL};
+static const char *const balance_words[] = {"round-robin", "least-conn", "random", "hash", NULL};
 static const char *const proxy_words[] = {"off", "v1", "v2", NULL};
 
 static void set_defaults(struct cfg_route *r)
@@ -244,6 +246,8 @@ static int parse_options(const struct cfg_ctx *ctx, const config_setting_t *rout
                 return ret;
         if ((s = config_setting_get_member(route, "health_check")) &&
             (ret = parse_health_check(ctx, s, &r->health)) < 0)
+                return ret;
+        if ((ret = cfg_parse_queue(ctx, route, r)) < 0)
                 return ret;
         return cfg_parse_policy(ctx, route, &r->policy, true);
 }

@@ -293,6 +293,24 @@ static void test_upstream_groups(void **state)
         cfg_free(c);
 }
 
+/* balance = "hash"; queue_timeout (off by default) and queue_size (1024 by default). */
+static void test_hash_and_queue(void **state)
+{
+        struct cfg *c = test_load_ok("routes = ( { name = \"a\"; listen = [ \"127.0.0.1:1\" ];\n"
+                                     "  upstreams = [ \"127.0.0.1:2\" ]; },\n"
+                                     "  { name = \"b\"; listen = [ \"127.0.0.1:3\" ];\n"
+                                     "  upstreams = [ \"127.0.0.1:4\" ]; balance = \"hash\";\n"
+                                     "  queue_timeout = 2.5; queue_size = 7; } );\n");
+
+        (void)state;
+        assert_int_equal(c->routes[0].queue_timeout_ms, 0);
+        assert_int_equal(c->routes[0].queue_size, 1024);
+        assert_int_equal(c->routes[1].balance, CFG_BALANCE_HASH);
+        assert_int_equal(c->routes[1].queue_timeout_ms, 2500);
+        assert_int_equal(c->routes[1].queue_size, 7);
+        cfg_free(c);
+}
+
 /* pipe_memory: bytes or "N[KMG]"; unset, max_connections x 16 KiB. */
 static void test_pipe_memory(void **state)
 {
@@ -580,6 +598,7 @@ int main(void)
             cmocka_unit_test(test_file_errors),     cmocka_unit_test(test_load_string),
             cmocka_unit_test(test_error_format),    cmocka_unit_test(test_pipe_memory),
             cmocka_unit_test(test_upstream_groups), cmocka_unit_test(test_many_routes),
+            cmocka_unit_test(test_hash_and_queue),
         };
         int failed = 0;
 

@@ -127,7 +127,11 @@ static const struct bad route_cases[] = {
      "\"127.0.0.1:8080\",\n 8081 ); } );\n",
      3, "routes[0].listen[1]", "expected a string, found an integer"},
     {WITH("balance = \"fastest\";"), 6, "routes[0].balance",
-     "\"fastest\": unknown value; expected \"round-robin\", \"least-conn\" or \"random\""},
+     "\"fastest\": unknown value; expected \"round-robin\", \"least-conn\", \"random\" or "
+     "\"hash\""},
+    {WITH("queue_timeout = -1;"), 6, "routes[0].queue_timeout",
+     "-1 seconds is out of range (0..3600)"},
+    {WITH("queue_size = 0;"), 6, "routes[0].queue_size", "0 is out of range (1..1000000)"},
     {WITH("connect_timeout = 0;"), 6, "routes[0].connect_timeout",
      "0 seconds is out of range (0.001..3600)"},
     {WITH("connect_timeout = 3601;"), 6, "routes[0].connect_timeout",
@@ -198,7 +202,7 @@ static const struct bad route_cases[] = {
         "ijjjjjjjjjj123"
 
 #define GROUPS(g)                                                                                  \
-        "routes = (\n  {\n    name = \"web\";\n    listen = [ \"127.0.0.1:8080\" ];\n"              \
+        "routes = (\n  {\n    name = \"web\";\n    listen = [ \"127.0.0.1:8080\" ];\n"             \
         "    upstreams = ( " g " );\n  }\n);\n"
 
 static const struct bad addr_cases[] = {

@@ -662,6 +662,8 @@ def _conf_value(v):
         return '"%s"' % v.conf
     if isinstance(v, str):
         return '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')
+    if isinstance(v, (list, tuple)) and any(isinstance(x, dict) for x in v):
+        return "( " + ", ".join(_conf_value(x) for x in v) + " )"  # groups: a list, not an array
     if isinstance(v, (list, tuple)):
         return "[ " + ", ".join(_conf_value(x) for x in v) + " ]"
     if isinstance(v, dict):  # a group: health = { fails = 2; }
@@ -889,6 +891,27 @@ def run_cmd(args, timeout=10):
     p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def fetch_metrics(maddr, timeout=5):
+    """The body of GET /metrics from the daemon's metrics listener at maddr."""
+    s = connect(maddr, timeout)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        _, _, data = recv_all(s, limit=16 << 20, keep=True, io_timeout=timeout)
+    finally:
+        s.close()
+    return data.decode().partition("\r\n\r\n")[2]
+
+
+def metric_value(text, name, **labels):
+    """The value of sample name{labels} (exactly those labels) in an exposition text."""
+    want = sorted('%s="%s"' % kv for kv in labels.items())
+    for line in text.splitlines():
+        m = re.match(r"^%s(?:\{([^}]*)\})? (\S+)$" % re.escape(name), line)
+        if m and sorted(filter(None, (m.group(1) or "").split(","))) == want:
+            return float(m.group(2))
+    raise TestFailure("no sample %s%s" % (name, labels))
 
 
 # --------------------------------------------------------------------------- runner

@@ -78,7 +78,14 @@ struct cfg_resolver {
         struct cfg_dns_policy policy;
 };
 
-enum cfg_balance { CFG_BALANCE_ROUND_ROBIN, CFG_BALANCE_LEAST_CONN, CFG_BALANCE_RANDOM };
+/* Every policy honours the servers' weights (all 1 by default). HASH: rendezvous hashing of the
+ * client's address (IPv6: its prefix), so a client keeps its server. */
+enum cfg_balance {
+        CFG_BALANCE_ROUND_ROBIN,
+        CFG_BALANCE_LEAST_CONN,
+        CFG_BALANCE_RANDOM,
+        CFG_BALANCE_HASH,
+};
 enum cfg_proxy_protocol { CFG_PROXY_OFF, CFG_PROXY_V1, CFG_PROXY_V2 };
 enum cfg_forwarding { CFG_FORWARD_SPLICE, CFG_FORWARD_COPY };
 enum cfg_protocol { CFG_PROTO_TLS, CFG_PROTO_SSH, CFG_PROTO_HTTP, CFG_PROTO_ANY };
@@ -153,6 +160,10 @@ struct cfg_route {
         uint64_t inspect_timeout_ms; /* wait for the first bytes [5 s] */
         size_t inspect_max;          /* bytes a ClientHello may take [16 KiB] */
         bool bad_hello_close;        /* on_bad_hello = "close"; else the default route */
+        /* Clients with no server to take them wait up to queue_timeout (0 = not at all),
+         * at most queue_size of them per route (config/src/queue.c). */
+        uint64_t queue_timeout_ms;
+        unsigned queue_size;
 };
 
 /* Restart without a drop (handover = { ... }, issue 18): the successor's socket ("" = none) and
