@@ -70,6 +70,7 @@ const struct server_entry *upstream_current(const struct upstream_pick *p)
 struct set_view {
         const struct upstream_pick *p;
         uint64_t now;
+        unsigned priority; /* the best (lowest) SRV priority among usable servers */
 };
 
 static unsigned view_weight(const void *ctx, unsigned i)
@@ -89,11 +90,28 @@ static bool at_max(const struct upstream_pick *p, unsigned i)
         return max && load(p, i) >= max;
 }
 
+static bool usable(const struct upstream_pick *p, unsigned i, uint64_t now)
+{
+        return health_available(&p->set->e[i], now) && !at_max(p, i);
+}
+
+/* SRV priority: the policy chooses among the usable servers of the best priority only (RFC
+ * 2782); the others are the walk's fallbacks. Literal and A/AAAA servers have priority 0. */
 static bool view_usable(const void *ctx, unsigned i)
 {
         const struct set_view *sv = ctx;
 
-        return health_available(&sv->p->set->e[i], sv->now) && !at_max(sv->p, i);
+        return sv->p->set->e[i].priority == sv->priority && usable(sv->p, i, sv->now);
+}
+
+static unsigned best_priority(const struct upstream_pick *p, uint64_t now)
+{
+        unsigned best = ~0u;
+
+        for (size_t i = 0; i < p->set->n; i++)
+                if (p->set->e[i].priority < best && usable(p, (unsigned)i, now))
+                        best = p->set->e[i].priority;
+        return best;
 }
 
 static const char *view_id(const void *ctx, unsigned i)
@@ -104,7 +122,7 @@ static const char *view_id(const void *ctx, unsigned i)
 static int policy_pick(struct route *r, const struct upstream_pick *p,
                        const struct sockaddr *client, uint64_t now)
 {
-        struct set_view sv = {.p = p, .now = now};
+        struct set_view sv = {.p = p, .now = now, .priority = best_priority(p, now)};
         struct balance_view v = {.n = (unsigned)p->set->n,
                                  .ctx = &sv,
                                  .weight = view_weight,

@@ -585,6 +585,34 @@ static void test_walk_swrr_set_change(void **state)
         gen_unref(g);
 }
 
+/* SRV priority: walks start on the usable servers of the best (lowest) priority; when none of
+ * those is usable, on the next priority's. */
+static void test_walk_srv_priority(void **state)
+{
+        static const char *const all[3] = {"10.0.0.1", "10.0.0.2", "10.0.0.3"};
+        struct gen *g = make("\"a.test:80\", \"b.test:80\", \"c.test:80\"", "");
+        struct route *r = &g->routes[0];
+        struct upstream_pick p;
+
+        (void)state;
+        publish(r, all);
+        assert_int_equal(r->set->n, 3);
+        r->set->e[0].priority = 10; /* a is the backup */
+        for (int k = 0; k < 20; k++) {
+                upstream_begin(r, &p);
+                assert_true(p.start == 1 || p.start == 2);
+                upstream_end(r, &p);
+        }
+        atomic_store(&r->set->e[1].srv->admin, ADMIN_STATE_DRAIN);
+        atomic_store(&r->set->e[2].srv->admin, ADMIN_STATE_DRAIN);
+        for (int k = 0; k < 5; k++) {
+                upstream_begin(r, &p);
+                assert_int_equal(p.start, 0);
+                upstream_end(r, &p);
+        }
+        gen_unref(g);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -598,6 +626,7 @@ int main(void)
             cmocka_unit_test(test_client_key),
             cmocka_unit_test(test_walk_weights),
             cmocka_unit_test(test_walk_max_connections),
+            cmocka_unit_test(test_walk_srv_priority),
             cmocka_unit_test(test_walk_hash),
             cmocka_unit_test(test_walk_hash_full),
             cmocka_unit_test(test_walk_hash_prefix6),
