@@ -54,6 +54,7 @@ path, allowed, seconds = sys.argv[1], int(sys.argv[2], 8), float(sys.argv[3])
 stop = sys.argv[4]
 lstat, exists = os.lstat, os.path.exists
 bad, seen, end = set(), 0, time.monotonic() + seconds
+open(stop + ".started", "w").close()  # the test waits for this before it reloads
 for i in range(500_000_000):
     if i % 4096 == 0 and (time.monotonic() > end or exists(stop)):
         break
@@ -78,6 +79,11 @@ class ModeWatch:
             [sys.executable, "-c", WATCHER, path, "%o" % allowed, str(seconds), self.stopfile],
             stdout=ev.subprocess.PIPE, stdin=ev.subprocess.DEVNULL)
         ctx.defer(self.proc.kill)
+        # A loaded machine may take seconds to start an interpreter: the reloads it is meant to
+        # watch must not be over before it looks.
+        dl = ev.deadline(30)
+        while not os.path.exists(self.stopfile + ".started") and time.monotonic() < dl:
+            time.sleep(0.01)
         self.pid = pid
         self.umasks = set()
         self.stop = threading.Event()
