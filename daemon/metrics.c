@@ -317,7 +317,7 @@ int metrics_format(struct daemon *d, struct mbuf *out)
                 admin_state_samples(out, g);
                 metrics_queue_families(out, g);
         }
-        dns_metrics(d, out); /* issue 14: evproxy_resolver_* */
+        dns_metrics(d, out);             /* issue 14: evproxy_resolver_* */
         metrics_policy_families(d, out); /* issue 16: metrics_policy.c */
         conn_inspect_metrics(out, g);
         return out->failed ? -ENOMEM : 0;
