@@ -25,11 +25,10 @@
 #include "addr.h"
 #include "client_limit.h"
 #include "conn.h"
+#include "conn_int.h"
 #include "conn_inspect.h"
 #include "gen.h"
 #include "keepalive.h"
-#include "handover.h"
-#include "handover_wire.h"
 #include "listener.h"
 #include "log.h"
 #include "proxy_io.h"
@@ -38,42 +37,6 @@
 #include "shaper.h"
 #include "upstream.h"
 #include "util.h"
-
-enum conn_state {
-        CONN_CONNECTING,
-        CONN_FORWARDING,
-        CONN_PROXY_HEADER,
-        CONN_INSPECT, /* shared listen address: choosing the route (conn_inspect.c) */
-        CONN_QUEUED,  /* no server could take it yet: waiting (conn_queue.c) */
-};
-
-#define NO_EOF 0xff
-
-struct conn {
-        struct evio_deferred run;
-        TAILQ_ENTRY(conn) link;
-        struct conn_env *env;
-        struct listener *l;
-        struct evio_registration creg, ureg; /* client and upstream sockets */
-        struct evio_timer timer;
-        uint64_t start_ms, last_ms;
-        struct pump up;   /* client -> upstream */
-        struct pump down; /* upstream -> client */
-        struct upstream_pick pick;
-        uint8_t state;
-        uint8_t first_eof; /* END_CLIENT_CLOSED, END_UPSTREAM_CLOSED or NO_EOF */
-        bool timer_fired;
-        bool pp_pending;                  /* our PROXY header is not all sent yet */
-        uint8_t pp_sent;                  /* bytes of it sent */
-        struct addr_slot client;          /* as the PROXY header said, if there was one */
-        struct addr_slot local;           /* what the client connected to (idem); 0 len = unknown */
-        uint64_t counted_in, counted_out; /* bytes already added to the route's counters */
-        uint64_t id;                      /* evproxyctl conns/kill (conn_snapshot) */
-        struct client_ticket ticket;      /* per-client limits held (client_limit.h) */
-        struct shaper shape;              /* rate, route_rate (shaper.h) */
-        struct conn_inspect *ins;         /* accepted on a shared address: what chose the route */
-        struct cq_entry qe;               /* while it waits for a server (CONN_QUEUED) */
-};
 
 static const char *const end_names[] = {
     [END_CLIENT_CLOSED] = "client_closed",
@@ -101,7 +64,7 @@ const char *conn_end_name(enum conn_end end)
         return end < sizeof(end_names) / sizeof(end_names[0]) ? end_names[end] : "error";
 }
 
-static const struct cfg_route *conn_route(const struct conn *c)
+const struct cfg_route *conn_route(const struct conn *c)
 {
         return c->l->route->cfg;
 }
@@ -139,7 +102,7 @@ void conn_limits_release(struct conn_env *env, struct listener *l)
         (void)prev;
 }
 
-static void close_side(struct evio_registration *r, bool reset)
+void conn_close_side(struct evio_registration *r, bool reset)
 {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
@@ -183,20 +146,20 @@ static void conn_queue_kick(struct conn_env *env, struct route_stats *st)
         evio_driver_defer(env->drv, &c->run);
 }
 
-static void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
+void conn_quiet(struct conn *c)
+{
+        evio_timer_cancel(c->env->drv, &c->timer);
+        shaper_stop(&c->shape);
+        evio_driver_undefer(c->env->drv, &c->run);
+}
+
+void conn_release(struct conn *c)
 {
         struct conn_env *env = c->env;
-        char upstream[ADDR_STRLEN];
 
-        evio_timer_cancel(env->drv, &c->timer);
-        shaper_stop(&c->shape);
-        evio_driver_undefer(env->drv, &c->run);
-        close_side(&c->creg, reset_client);
-        close_side(&c->ureg, reset_upstream);
         pump_release(&c->up, &env->pipes, &env->bufs);
         pump_release(&c->down, &env->pipes, &env->bufs);
         conn_count_bytes(c);
-        conn_upstream_text(c, upstream, sizeof(upstream)); /* before the walk lets go of it */
         upstream_end(c->l->route, &c->pick);
         cq_leave(&env->queue, &c->qe);
         assert(env->n_conns > 0);
@@ -204,6 +167,27 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
         env->n_conns--;
         conn_limits_release(env, c->l);
         client_limit_release(env->clients, &c->ticket);
+}
+
+void conn_free(struct conn *c)
+{
+        gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
+        addr_slot_clear(&c->client);
+        addr_slot_clear(&c->local);
+        free(c->ins);
+        free(c);
+}
+
+void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset_upstream)
+{
+        struct conn_env *env = c->env;
+        char upstream[ADDR_STRLEN];
+
+        conn_quiet(c);
+        conn_close_side(&c->creg, reset_client);
+        conn_close_side(&c->ureg, reset_upstream);
+        conn_upstream_text(c, upstream, sizeof(upstream)); /* before the walk lets go of it */
+        conn_release(c);
         if (c->state == CONN_FORWARDING) /* its server has a slot free */
                 conn_queue_kick(env, c->l->route->st);
         /* Logged once the connection is fully gone (sockets closed, limits released), so a
@@ -217,11 +201,7 @@ static void conn_close(struct conn *c, enum conn_end end, bool reset_client, boo
                               c->down.bytes, evio_now_ms() - c->start_ms, conn_end_name(end),
                               conn_inspect_log_fields(c->ins, more, sizeof(more)));
         }
-        gen_unref(c->l->gen); /* may free the listener c->l points into: last use of it */
-        addr_slot_clear(&c->client);
-        addr_slot_clear(&c->local);
-        free(c->ins);
-        free(c);
+        conn_free(c);
 }
 
 void conn_close_all(struct conn_env *env, enum conn_end end)
@@ -248,7 +228,7 @@ static void conn_timer_fn(struct evio_timer *t, void *arg)
         evio_driver_defer(c->env->drv, &c->run);
 }
 
-static int conn_register(struct conn *c, struct evio_registration *r)
+int conn_register(struct conn *c, struct evio_registration *r)
 {
         const struct evio_waker wk = {.fn = conn_wake, .arg = c};
 
@@ -299,7 +279,7 @@ static void conn_drop_upstream(struct conn *c)
 {
         evio_timer_cancel(c->env->drv, &c->timer);
         c->timer_fired = false;
-        close_side(&c->ureg, false);
+        conn_close_side(&c->ureg, false);
 }
 
 /* The walk found no server, or the route's set has none (its names have no address yet: a
@@ -569,7 +549,7 @@ static void conn_walk(struct conn *c)
 
 /* After accept, or after a PROXY header (a shared address: after inspecting, too): the
  * per-client limits once the route is chosen, then the walk. */
-static void conn_begin_connect(struct conn *c)
+void conn_begin_connect(struct conn *c)
 {
         if (c->l->group) {
                 conn_begin_inspect(c);
@@ -644,7 +624,7 @@ static void conn_run_proxy_header(struct conn *c)
         conn_begin_connect(c);
 }
 
-static void conn_wait_header(struct conn *c)
+void conn_wait_header(struct conn *c)
 {
         uint64_t ms = conn_route(c)->proxy_protocol_timeout_ms;
         int r;
@@ -741,10 +721,37 @@ bool conn_admit(struct conn_env *env, struct listener *l, int fd, const struct s
 
 static atomic_uint_least64_t conn_next_id;
 
+struct conn *conn_new(struct conn_env *env, struct listener *l, int fd)
+{
+        struct conn *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        c->run.fn = conn_run;
+        c->env = env;
+        c->l = l;
+        c->id = atomic_fetch_add_explicit(&conn_next_id, 1, memory_order_relaxed) + 1;
+        gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
+        evio_reg_init(&c->creg, env->h, fd);
+        evio_reg_init(&c->ureg, env->h, -1);
+        evio_timer_init(&c->timer, conn_timer_fn, c);
+        shaper_init(&c->shape, env->drv, &c->run);
+        c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
+        c->first_eof = NO_EOF;
+        c->pick.current = -1;
+        /* Every direction starts copying; in splice mode it moves to splice once it carries
+         * a bulk flow (pump.c). */
+        c->up.copy = c->down.copy = true;
+        c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
+        TAILQ_INSERT_TAIL(&env->conns, c, link);
+        env->n_conns++;
+        return c;
+}
+
 int conn_start(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                socklen_t len)
 {
-        struct conn *c = calloc(1, sizeof(*c));
+        struct conn *c = conn_new(env, l, fd);
 
         if (!c) {
                 char client[ADDR_STRLEN];
@@ -759,29 +766,11 @@ int conn_start(struct conn_env *env, struct listener *l, int fd, const struct so
                 }
                 return -ENOMEM;
         }
-        c->run.fn = conn_run;
-        c->env = env;
-        c->l = l;
-        c->id = atomic_fetch_add_explicit(&conn_next_id, 1, memory_order_relaxed) + 1;
-        gen_ref(l->gen); /* keeps the route and listener of this configuration alive */
-        evio_reg_init(&c->creg, env->h, fd);
-        evio_reg_init(&c->ureg, env->h, -1);
         keepalive_side(fd, sa->sa_family, &l->route->cfg->policy, false, l->route->cfg->name);
-        evio_timer_init(&c->timer, conn_timer_fn, c);
-        shaper_init(&c->shape, env->drv, &c->run);
-        c->start_ms = c->last_ms = evio_driver_now_ms(env->drv);
-        c->first_eof = NO_EOF;
         if (addr_slot_set(&c->client, sa, len) < 0)
                 log_warning("route %s: no memory to keep a client address: logged as unknown",
                             l->route->cfg->name);
-        /* Every direction starts copying; in splice mode it moves to splice once it carries
-         * a bulk flow (pump.c). */
-        c->up.copy = c->down.copy = true;
-        c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
         /* TCP_NODELAY: inherited from the listener (listener.c). */
-        TAILQ_INSERT_TAIL(&env->conns, c, link);
-        env->n_conns++;
-        c->pick.current = -1;
         if (l->route->cfg->accept_proxy_protocol)
                 conn_wait_header(c);
         else
@@ -836,182 +825,4 @@ void conn_snapshot(const struct conn *c, struct conn_snap *out)
 void conn_kill(struct conn *c)
 {
         conn_close(c, END_KILLED, true, true);
-}
-
-/* ---- Handover (handover.h): a connection leaves as a record, or arrives as one. ---- */
-
-static uint8_t first_eof_to_wire(uint8_t e)
-{
-        return e == END_CLIENT_CLOSED     ? HO_EOF_CLIENT
-               : e == END_UPSTREAM_CLOSED ? HO_EOF_UPSTREAM
-                                          : HO_EOF_NONE;
-}
-
-static void conn_export_fields(const struct conn *c, struct ho_conn *h)
-{
-        uint64_t now = evio_now_ms();
-
-        snprintf(h->route, sizeof(h->route), "%s", conn_route(c)->name);
-        if (c->state == CONN_FORWARDING && c->pick.current >= 0)
-                snprintf(h->upstream, sizeof(h->upstream), "%s",
-                         upstream_current(&c->pick)->addr.text);
-        /* Inspecting (shared address) or connecting: nothing was forwarded and the client's
-         * bytes are still in its socket (inspection only peeks); the new process starts over
-         * from the route choice. */
-        h->state = c->state == CONN_FORWARDING     ? HO_FORWARDING
-                   : c->state == CONN_PROXY_HEADER ? HO_PROXY_HEADER
-                                                   : HO_CONNECTING;
-        h->first_eof = first_eof_to_wire(c->first_eof);
-        h->pp_pending = c->state == CONN_FORWARDING && c->pp_pending;
-        h->pp_sent = h->pp_pending ? c->pp_sent : 0;
-        /* Before forwarding the client's address is the one the PROXY header gave, if any;
-         * a connection still waiting for its header gets the accepted one again. */
-        h->client_len = c->client.len <= sizeof(h->client) ? c->client.len : 0;
-        memcpy(&h->client, addr_slot_get(&c->client), h->client_len);
-        h->local_len = c->local.len <= sizeof(h->local) ? c->local.len : 0;
-        memcpy(&h->local, addr_slot_get(&c->local), h->local_len);
-        h->age_ms = now - c->start_ms;
-        h->idle_ms = now > c->last_ms ? now - c->last_ms : 0;
-}
-
-int conn_handover_export(struct conn *c, struct ho_state *st)
-{
-        struct conn_env *env = c->env;
-        bool fwd = c->state == CONN_FORWARDING;
-        struct ho_conn *h = NULL;
-        int r;
-
-        r = ho_state_add_conn(st, &h);
-        if (r < 0)
-                return r;
-        if (fwd && (ho_dir_alloc(&h->up, c->up.pending) < 0 ||
-                    ho_dir_alloc(&h->down, c->down.pending) < 0)) {
-                free(h->up.data);
-                free(h->down.data);
-                st->n_cs--;
-                return -ENOMEM;
-        }
-        if (fwd && ((r = ho_pump_export(&c->up, &h->up)) < 0 ||
-                    (r = ho_pump_export(&c->down, &h->down)) < 0)) {
-                /* Bytes a pipe would not give back: this one cannot be resumed whole. */
-                free(h->up.data);
-                free(h->down.data);
-                st->n_cs--;
-                log_error_errno(r, "route %s: handing over a connection", conn_route(c)->name);
-                conn_close(c, END_ERROR, true, true);
-                return 0;
-        }
-        conn_export_fields(c, h);
-        evio_timer_cancel(env->drv, &c->timer);
-        shaper_stop(&c->shape);
-        evio_driver_undefer(env->drv, &c->run);
-        h->cfd = evio_reg_deregister(&c->creg); /* stays open: the record owns it now */
-        if (fwd)
-                h->ufd = evio_reg_deregister(&c->ureg);
-        else
-                close_side(&c->ureg, false); /* a connect in progress: made again after */
-        pump_release(&c->up, &env->pipes, &env->bufs);
-        pump_release(&c->down, &env->pipes, &env->bufs);
-        conn_count_bytes(c);
-        upstream_end(c->l->route, &c->pick);
-        cq_leave(&env->queue, &c->qe); /* queued: the new process queues it again if need be */
-        TAILQ_REMOVE(&env->conns, c, link);
-        env->n_conns--;
-        conn_limits_release(env, c->l);
-        client_limit_release(env->clients, &c->ticket);
-        free(c->ins);
-        gen_unref(c->l->gen);
-        addr_slot_clear(&c->client);
-        addr_slot_clear(&c->local);
-        free(c);
-        return 0;
-}
-
-/* The record's server by its configured address: the connection keeps its socket either way,
- * and without a match it just counts against no server (and logs "-" as its upstream). */
-static void conn_import_pick(struct conn *c, const char *upstream)
-{
-        upstream_adopt(c->l->route, &c->pick, upstream);
-}
-
-static int conn_import_forwarding(struct conn *c, struct ho_conn *h)
-{
-        struct conn_env *env = c->env;
-        uint64_t idle_ms = conn_route(c)->idle_timeout_ms;
-        bool splice = c->l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
-        int r;
-
-        evio_reg_init(&c->ureg, env->h, h->ufd);
-        h->ufd = -1;
-        conn_import_pick(c, h->upstream);
-        c->first_eof = h->first_eof == HO_EOF_CLIENT     ? END_CLIENT_CLOSED
-                       : h->first_eof == HO_EOF_UPSTREAM ? END_UPSTREAM_CLOSED
-                                                         : NO_EOF;
-        c->pp_pending = h->pp_pending;
-        c->pp_sent = h->pp_sent;
-        r = ho_pump_import(&c->up, &h->up, env->bufs.size, splice);
-        if (r == 0)
-                r = ho_pump_import(&c->down, &h->down, env->bufs.size, splice);
-        c->counted_in = c->up.bytes; /* counted by the process that moved them */
-        c->counted_out = c->down.bytes;
-        c->state = CONN_FORWARDING;
-        if (r == 0)
-                r = conn_register(c, &c->creg);
-        if (r == 0)
-                r = conn_register(c, &c->ureg);
-        if (r == 0 && idle_ms)
-                r = evio_timer_arm(env->drv, &c->timer, c->last_ms + idle_ms);
-        if (r == 0)
-                evio_driver_defer(env->drv, &c->run);
-        return r;
-}
-
-int conn_handover_import(struct conn_env *env, struct listener *l, struct ho_conn *h)
-{
-        struct conn *c = calloc(1, sizeof(*c));
-        uint64_t now = evio_driver_now_ms(env->drv);
-        int r;
-
-        if (!c)
-                return -ENOMEM; /* the caller closes h's fds */
-        /* Limits are taken unchecked: the connection exists already. */
-        atomic_fetch_add(&l->route->st->active, 1);
-        atomic_fetch_add(env->active, 1);
-        c->run.fn = conn_run;
-        c->env = env;
-        c->l = l;
-        c->id = atomic_fetch_add_explicit(&conn_next_id, 1, memory_order_relaxed) + 1;
-        gen_ref(l->gen);
-        evio_reg_init(&c->creg, env->h, h->cfd);
-        h->cfd = -1;
-        evio_reg_init(&c->ureg, env->h, -1);
-        evio_timer_init(&c->timer, conn_timer_fn, c);
-        shaper_init(&c->shape, env->drv, &c->run);
-        c->start_ms = now - (h->age_ms < now ? h->age_ms : now);
-        c->last_ms = now - (h->idle_ms < now ? h->idle_ms : now);
-        c->first_eof = NO_EOF;
-        c->pick.current = -1;
-        c->up.copy = c->down.copy = true;
-        c->up.auto_splice = c->down.auto_splice = l->gen->cfg->forwarding == CFG_FORWARD_SPLICE;
-        if ((h->client_len &&
-             addr_slot_set(&c->client, (const struct sockaddr *)&h->client, h->client_len) < 0) ||
-            (h->local_len &&
-             addr_slot_set(&c->local, (const struct sockaddr *)&h->local, h->local_len) < 0))
-                log_warning("route %s: no memory to keep a client address: logged as unknown",
-                            l->route->cfg->name);
-        TAILQ_INSERT_TAIL(&env->conns, c, link);
-        env->n_conns++;
-        if (h->state == HO_FORWARDING) {
-                r = conn_import_forwarding(c, h);
-                if (r < 0) {
-                        log_error_errno(r, "route %s: resuming a connection", conn_route(c)->name);
-                        conn_close(c, END_ERROR, true, true);
-                }
-                return r < 0 ? r : 0;
-        }
-        if (h->state == HO_PROXY_HEADER && l->route->cfg->accept_proxy_protocol)
-                conn_wait_header(c); /* the header was only peeked at: read it again */
-        else
-                conn_begin_connect(c); /* nothing was forwarded: connect as if accepted now */
-        return 0;
 }
