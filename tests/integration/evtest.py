@@ -893,15 +893,26 @@ def run_cmd(args, timeout=10):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
-def fetch_metrics(maddr, timeout=5):
-    """The body of GET /metrics from the daemon's metrics listener at maddr."""
-    s = connect(maddr, timeout)
+def http_request(addr, raw, timeout=5):
+    """Send raw to addr (the metrics listener), read to EOF: (status, {header: value}, body
+    bytes); the Content-Length must match the body."""
+    s = connect(addr, timeout)
     try:
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        s.sendall(raw)
         _, _, data = recv_all(s, limit=16 << 20, keep=True, io_timeout=timeout)
     finally:
         s.close()
-    return data.decode().partition("\r\n\r\n")[2]
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+    check(int(headers.get("content-length", -1)) == len(body), "content-length mismatch")
+    return status, headers, body
+
+
+def fetch_metrics(maddr, timeout=5):
+    """The body of GET /metrics from the daemon's metrics listener at maddr."""
+    return http_request(maddr, b"GET /metrics HTTP/1.0\r\n\r\n", timeout)[2].decode()
 
 
 def metric_value(text, name, **labels):

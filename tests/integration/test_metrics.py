@@ -32,17 +32,7 @@ LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def request(addr, raw, timeout=5):
-    s = ev.connect(addr, timeout)
-    try:
-        s.sendall(raw)
-        n, _, data = ev.recv_all(s, limit=16 << 20, keep=True, io_timeout=timeout)
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
-    check(int(headers.get("content-length", -1)) == len(body), "content-length mismatch")
+    status, headers, body = ev.http_request(addr, raw, timeout)
     return status, headers, body.decode()
 
 

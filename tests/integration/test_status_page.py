@@ -40,18 +40,7 @@ LATE_SIZES = [2048] * 4  # web, while the browser watches: the rates
 
 
 def request(addr, raw, timeout=5):
-    s = ev.connect(addr, timeout)
-    try:
-        s.sendall(raw)
-        _, _, data = ev.recv_all(s, limit=16 << 20, keep=True, io_timeout=timeout)
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split(" ")[1])
-    headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
-    check(int(headers.get("content-length", -1)) == len(body), "content-length mismatch")
-    return status, headers, body
+    return ev.http_request(addr, raw, timeout)
 
 
 def get(maddr, path):
