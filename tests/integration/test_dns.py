@@ -177,11 +177,14 @@ def admin(ctx, d, *args):
                        d.admin_sock, "--json"] + list(args))
 
 
-def one_name(ctx, route):
+def one_name(ctx, route, spare=False):
     """An echo server on 127.0.0.2, dnsmasq answering ROUTE.test with it, and a daemon whose
-    route ROUTE has the upstream "ROUTE.test:port", once it resolved: (port, dns, listen, d)."""
+    route ROUTE has the upstream "ROUTE.test:port", once it resolved: (port, dns, listen, d).
+    spare: a second echo server on 127.0.0.3, the same port, for the answer to move to."""
     port = ev.free_port()
-    server_on(ctx, "127.0.0.2", port)
+    server_on(ctx, "127.0.0.2", port, name="old")
+    if spare:
+        server_on(ctx, "127.0.0.3", port, name="new")
     dns = Dns(ctx)
     dns.set_hosts(["127.0.0.2 %s.test" % route])
     dns.start()
@@ -326,16 +329,7 @@ class Traffic:
 def answer_change(ctx):
     if not need_dnsmasq():
         return
-    port = ev.free_port()
-    server_on(ctx, "127.0.0.2", port, name="old")
-    server_on(ctx, "127.0.0.3", port, name="new")
-    dns = Dns(ctx)
-    dns.set_hosts(["127.0.0.2 app.test"])
-    dns.start()
-    listen = ctx.addr("tcp4")
-    d = start_daemon(ctx, [{"name": "app", "listen": [listen], "upstreams": ["app.test:%d" % port]}],
-                     dns)
-    wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
+    port, dns, listen, d = one_name(ctx, "app", spare=True)
     traffic = Traffic(listen)
     time.sleep(0.5)
     dns.set_hosts(["127.0.0.3 app.test"])
@@ -488,16 +482,7 @@ def shutil_which(cmd):
 def drain_removed(ctx):
     if not need_dnsmasq():
         return
-    port = ev.free_port()
-    server_on(ctx, "127.0.0.2", port, name="old")
-    server_on(ctx, "127.0.0.3", port, name="new")
-    dns = Dns(ctx)
-    dns.set_hosts(["127.0.0.2 mv.test"])
-    dns.start()
-    listen = ctx.addr("tcp4")
-    d = start_daemon(ctx, [{"name": "mv", "listen": [listen], "upstreams": ["mv.test:%d" % port]}],
-                     dns)
-    wait_for(lambda: try_roundtrip(listen), 5, "the name to resolve")
+    port, dns, listen, d = one_name(ctx, "mv", spare=True)
     held = ev.connect(listen)
     ev.echo_roundtrip(held, b"before\n")
     held_client = "127.0.0.1:%d" % held.getsockname()[1]
