@@ -341,8 +341,12 @@ def nobody(ctx):
                                               m["evproxy_pipes_shrunk_total"], pipes,
                                               cap // KiB, queued // KiB))
     check(m["evproxy_pipes_shrunk_total"] > 0, "no pipe was shrunk: the soft limit was not hit")
-    check(d.count_lines(r"<4>splice: the kernel gives pipes of 8192 bytes instead of 262144") == 1,
-          "no warning about shrunk pipes")
+    # The size named is the first shrunk pipe's: 8192 when the pipe was born over the soft limit,
+    # 65536 (the default) when it was born under it and only the resize to 256 KiB was refused;
+    # which comes first depends on the race between the two workers.
+    warned = d.count_lines(r"<4>splice: the kernel gives pipes of (8192|65536) bytes instead of "
+                           r"262144 ")
+    check(warned == 1, "%d warnings about shrunk pipes, want exactly 1" % warned)
     took = finish(d, up, clients, n, 120)
     print("  drained %d MiB in %.1fs (%.0f MiB/s)" % (n * SIZE // MiB, took,
                                                      n * SIZE / MiB / took))
