@@ -30,6 +30,29 @@ bool ho_fdstore_wanted(const struct daemon *d)
         return d->gen->cfg->handover.fdstore && e && *e;
 }
 
+/* Whether this SIGTERM is a restart, asked of systemd: its job on our unit. A stop (and a
+ * SIGTERM with no job: `kill`, `systemctl kill`) drains instead, because systemd 252 discards
+ * the store when the service stops and would close every connection at once. A process that is
+ * not the unit's main process, or a bus that cannot be asked, hands over as configured. */
+bool ho_fdstore_restarting(void)
+{
+        char type[32];
+        int r = evsd_unit_job(type, sizeof(type));
+
+        if (r == 1 && (strcmp(type, "restart") == 0 || strcmp(type, "try-restart") == 0))
+                return true;
+        if (r >= 0) {
+                log_notice("stopping: systemd's job is %s, not a restart: draining instead of "
+                           "handing over to the fd store (which a stop discards)",
+                           r ? type : "none");
+                return false;
+        }
+        if (r != -ESRCH)
+                log_warning_errno(r, "stopping: cannot ask systemd whether this is a restart "
+                                     "(handing over to the fd store as configured)");
+        return true;
+}
+
 /* Everything to the store; on failure what was stored is removed again. */
 int ho_fdstore_push(struct handover *ho)
 {

@@ -42,6 +42,7 @@ int ho_new(struct daemon *d);
  * (an unusable record is dropped from the store: 0, start afresh). release: remove what we took
  * from the store, once it runs here. */
 bool ho_fdstore_wanted(const struct daemon *d);
+bool ho_fdstore_restarting(void);
 int ho_fdstore_push(struct handover *ho);
 int ho_fdstore_take(struct daemon *d, struct handover *ho);
 void ho_fdstore_release(struct handover *ho);

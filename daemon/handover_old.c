@@ -115,7 +115,8 @@ bool handover_stop_signal(struct daemon *d)
 {
         struct handover *ho = d->ho;
 
-        if (!ho || ho->phase != HO_IDLE || d->reloading || !ho_fdstore_wanted(d))
+        if (!ho || ho->phase != HO_IDLE || d->reloading || !ho_fdstore_wanted(d) ||
+            !ho_fdstore_restarting())
                 return false;
         log_notice("stopping: handing %u connections to the fd store",
                    atomic_load(&d->shared.active));

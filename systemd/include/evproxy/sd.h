@@ -17,6 +17,12 @@ int evsd_notify_watchdog(void);
  * NOTIFY_SOCKET, -errno. */
 int evsd_notify_fds(const char *state, const int *fds, size_t n_fds);
 
+/* The job systemd runs on this process's service (over the system bus): its type ("stop",
+ * "restart", ...) into type[size] and 1; 0 when the service has no job (a SIGTERM from
+ * `kill`); -ESRCH when this process is not the main process of a systemd service; another
+ * -errno when the bus cannot be asked (no D-Bus, timeout). Blocks for at most a few seconds. */
+int evsd_unit_job(char *type, size_t size);
+
 /* The interval at which WATCHDOG=1 must be sent (half of WATCHDOG_USEC), or 0 if the watchdog
  * is not enabled for this process. */
 uint64_t evsd_watchdog_interval_usec(void);
