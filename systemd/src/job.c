@@ -111,11 +111,13 @@ static int ask(sd_bus *bus, uint64_t deadline, char *type, size_t size)
 
         r = call(bus, deadline, &c, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
                  "GetUnitByPID", "u", (uint32_t)getpid());
-        if (r >= 0 && (r = sd_bus_message_read(c.reply, "o", &s)) >= 0 && !(unit = strdup(s)))
-                r = -ENOMEM;
+        if (r >= 0)
+                r = sd_bus_message_read(c.reply, "o", &s);
+        if (r >= 0)
+                unit = strdup(s);
         sd_bus_message_unref(c.reply);
-        if (r < 0)
-                return r;
+        if (!unit)
+                return r < 0 ? r : -ENOMEM;
 
         /* Our unit's main process? (A scope has no Service interface: not a service.) */
         r = get_prop(bus, deadline, &c, unit, "org.freedesktop.systemd1.Service", "MainPID", "u");
