@@ -161,6 +161,11 @@ static void warn_restart_only(const struct cfg *old, const struct cfg *new)
         if (old->has_metrics != new->has_metrics ||
             (old->has_metrics && !cfg_addr_equal(&old->metrics_listen, &new->metrics_listen)))
                 log_warning("reload: \"metrics\" changes take effect at the next restart");
+        if (old->client_table_size != new->client_table_size)
+                log_warning(
+                    "reload: \"client_table_size\" changes take effect at the next restart");
+        if (strcmp(old->handover.socket, new->handover.socket) != 0)
+                log_warning("reload: \"handover.socket\" changes take effect at the next restart");
 }
 
 static size_t count_reused(const struct gen *g, const struct gen *prev)

@@ -236,12 +236,14 @@ def restart_only_settings_warned(ctx):
     echo = ctx.server("tcp4", ev.echo_handler, name="echo")
     listen, added = ctx.addr("tcp4"), ctx.addr("tcp4")
     routes = [{"name": "r", "listen": [listen], "upstreams": [echo.addr]}]
-    d = ctx.daemon(config(routes, workers=2, buffer_size=65536)).start()
+    ho_a, ho_b = os.path.join(ctx.tmpdir, "ho-a.sock"), os.path.join(ctx.tmpdir, "ho-b.sock")
+    d = ctx.daemon(config(routes, workers=2, buffer_size=65536, client_table_size=1024,
+                          handover={"socket": ho_a})).start()
     routes[0]["listen"] = [listen, added]
-    d.rewrite(config(routes, workers=3, buffer_size=131072,
-                     metrics={"listen": ctx.addr("tcp4").conf}))
+    d.rewrite(config(routes, workers=3, buffer_size=131072, client_table_size=4096,
+                     handover={"socket": ho_b}, metrics={"listen": ctx.addr("tcp4").conf}))
     check("reloaded" in reload_and_wait(d), "reload failed")
-    for what in ("workers", "buffer_size", "metrics"):
+    for what in ("workers", "buffer_size", "metrics", "client_table_size", "handover.socket"):
         check(d.count_lines(r'<4>reload: "%s" changes take effect at the next restart' % what)
               == 1, "no warning that %s waits for a restart" % what)
     c = ev.connect(added)  # the rest of the file did apply
