@@ -128,24 +128,6 @@ static void conn_count_bytes(struct conn *c)
         }
 }
 
-/* A connection of route st ended, so a server of it has a slot: the oldest client of this
- * worker waiting for that route retries now rather than at its next back-off. */
-static void conn_queue_kick(struct conn_env *env, struct route_stats *st)
-{
-        struct cq_entry *e;
-        struct conn *c;
-
-        if (atomic_load_explicit(&st->queued, memory_order_relaxed) == 0 ||
-            !(e = cq_oldest(&env->queue, st)))
-                return;
-        c = container_of(e, struct conn, qe);
-        log_debug("route %s: a connection ended: the oldest queued client retries now", st->name);
-        cq_retrying(e); /* the next slot that frees wakes the next client */
-        evio_timer_cancel(env->drv, &c->timer);
-        c->timer_fired = true;
-        evio_driver_defer(env->drv, &c->run);
-}
-
 void conn_quiet(struct conn *c)
 {
         evio_timer_cancel(c->env->drv, &c->timer);
@@ -280,40 +262,6 @@ static void conn_drop_upstream(struct conn *c)
         evio_timer_cancel(c->env->drv, &c->timer);
         c->timer_fired = false;
         conn_close_side(&c->ureg, false);
-}
-
-/* The walk found no server, or the route's set has none (its names have no address yet: a
- * slow-starting backend like any other): wait in the route's queue (queue_timeout), or close
- * with end=no_server when the queue is full or the wait is over. false: the route has no
- * queue. */
-static bool conn_queue_wait(struct conn *c)
-{
-        struct route *rt = c->l->route;
-        char client[ADDR_STRLEN];
-        uint64_t at = 0;
-        enum cq_verdict v;
-
-        v = cq_wait(&c->env->queue, &c->qe, rt->st, rt->cfg, evio_now_ms(), &at);
-        if (v == CQ_OFF)
-                return false;
-        if (v == CQ_WAIT) {
-                c->state = CONN_QUEUED;
-                c->timer_fired = false;
-                if (evio_timer_arm(c->env->drv, &c->timer, at) < 0)
-                        conn_close(c, END_ERROR, false, false);
-                return true;
-        }
-        conn_client_text(c->l, addr_slot_get(&c->client), c->client.len, client, sizeof(client));
-        upstream_no_server(rt, &c->pick, client); /* the set was empty: names the names */
-        if (v == CQ_FULL)
-                log_warning("route %s: client %s: no server free and the queue is full "
-                            "(queue_size %u)",
-                            rt->cfg->name, client, rt->cfg->queue_size);
-        else
-                log_warning("route %s: client %s: no server within queue_timeout (%gs)",
-                            rt->cfg->name, client, (double)rt->cfg->queue_timeout_ms / 1000.0);
-        conn_close(c, END_NO_SERVER, false, false);
-        return true;
 }
 
 /* Try servers from the current position of the walk until one connects or is pending. */
@@ -539,7 +487,7 @@ static void conn_begin_inspect(struct conn *c);
 
 /* After accept, after a PROXY header, or on a queued client's retry: choose a server (the
  * policy may hash the client's address) and connect. */
-static void conn_walk(struct conn *c)
+void conn_walk(struct conn *c)
 {
         c->state = CONN_CONNECTING;
         upstream_end(c->l->route, &c->pick); /* a retry's previous walk */
@@ -557,17 +505,6 @@ void conn_begin_connect(struct conn *c)
         }
         if (conn_client_admitted(c))
                 conn_walk(c);
-}
-
-/* Queued: only the retry timer (or a freed slot, conn_queue_kick) moves it on; readiness of
- * the client (registered for its PROXY header) is not read while it waits. */
-static void conn_run_queued(struct conn *c)
-{
-        if (!c->timer_fired)
-                return;
-        c->timer_fired = false;
-        cq_retrying(&c->qe);
-        conn_walk(c);
 }
 
 static void conn_header_failed(struct conn *c, int r)

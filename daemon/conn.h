@@ -61,6 +61,7 @@ struct conn_env {
         void (*pause_accepting)(struct conn_env *env, int r);
         struct client_table *clients; /* per-client limits, shared by the workers; or NULL */
         struct conn_queue queue;      /* clients waiting for a server (conn_queue.h) */
+        struct gen *gen; /* the worker's current generation: queued clients retry under it */
 };
 
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd
@@ -75,6 +76,10 @@ void conn_close_all(struct conn_env *env, enum conn_end end);
  * the fd is closed, counted and logged (end=denied). Takes no limit. */
 bool conn_admit(struct conn_env *env, struct listener *l, int fd, const struct sockaddr *sa,
                 socklen_t len);
+
+/* After a reload: every queued client retries now, under env->gen (the servers it waits for
+ * may be new). */
+void conn_queue_retry_all(struct conn_env *env);
 
 /* Release one connection's worth of the global and route limits. */
 void conn_limits_release(struct conn_env *env, struct listener *l);

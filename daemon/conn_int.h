@@ -69,5 +69,16 @@ const struct cfg_route *conn_route(const struct conn *c);
 int conn_register(struct conn *c, struct evio_registration *r);
 void conn_wait_header(struct conn *c);
 void conn_begin_connect(struct conn *c);
+/* Choose a server (after accept, a PROXY header, inspection, or a queued client's retry) and
+ * connect. */
+void conn_walk(struct conn *c);
+
+/* conn_queued.c: the walk found no server. Queued (CONN_QUEUED, its retry timer armed) or
+ * closed with end=no_server: true; false when the route has no queue. */
+bool conn_queue_wait(struct conn *c);
+/* A connection of route st ended: its oldest queued client of this worker retries now. */
+void conn_queue_kick(struct conn_env *env, struct route_stats *st);
+/* A queued connection's run: its retry timer fired (or it was kicked). */
+void conn_run_queued(struct conn *c);
 
 #endif

@@ -267,7 +267,8 @@ static int worker_set_gen(struct worker *w, struct gen *g, struct wlistener *ls)
         w->ls = ls;
         w->n_ls = g->n_listeners;
         gen_unref(w->gen);
-        w->gen = g;
+        w->gen = w->env.gen = g;
+        conn_queue_retry_all(&w->env);
         return r;
 }
 

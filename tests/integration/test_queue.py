@@ -10,6 +10,9 @@ full: queue_size = 2: two clients wait, three more are closed at once (end=no_se
 slot_freed_wakes: max_connections = 1 on the only upstream: a second client waits, and is
   woken (debug line) and served at once, well before its next back-off retry, when the first
   one closes.
+reload_adds_server: three clients queued on a route whose only server refuses; a reload adds
+  a live server: they retry at once under the new configuration (debug line) and it serves
+  them (before, a queued client kept the server set it was queued under until queue_timeout).
 off_by_default: without queue_timeout a refused connect still ends connect_failed at once.
 name_resolves_while_queued: the only upstream is a name that does not resolve yet (an empty
   server set, dnsmasq): a client with queue_timeout waits, and is served once the name has an
@@ -20,6 +23,7 @@ name_never_resolves: queue_timeout = 1 and the name never resolves: end=no_serve
 
 import hashlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -102,6 +106,42 @@ def late_upstream(ctx):
     check(acc[0]["end"] == "client_closed" and acc[0]["duration_ms"] >= 1900,
           "access line: %s" % acc[0])
     print("  echo back %.2fs after connecting (upstream listening after 2 s)" % served)
+    d.stop()
+
+
+@ev.test
+def reload_adds_server(ctx):
+    """Queued clients walk the route as a reload has it: the server the reload adds serves
+    them (not the set they were queued under), and they retry as soon as the reload applied
+    instead of at their next back-off."""
+    bad = ctx.refusing("tcp4")
+    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
+    glob = {"metrics": {"listen": maddr}, "log_level": "debug"}
+    d = ctx.daemon(ev.make_config([route(listen, [bad.addr], queue_timeout=20)], **glob)).start()
+    clients = [ev.connect(listen) for _ in range(3)]
+    for i, c in enumerate(clients):
+        c.sendall(b"queued %d" % i)
+    wait_queued(maddr, 3)
+    time.sleep(1.6)  # the back-off is at its 1 s ceiling now
+    up = ctx.server("tcp4", ev.echo_handler, name="added")
+    d.rewrite(ev.make_config([route(listen, [bad.addr, up.addr], queue_timeout=20)], **glob))
+    start = len(d.lines)
+    t0 = time.monotonic()
+    os.kill(d.pid, signal.SIGHUP)
+    d.wait_line(r"reloaded ", 10, start=start)
+    d.wait_line(r"<7>\d+ queued clients retry under the new configuration", 5, start=start)
+    for i, c in enumerate(clients):
+        got = ev.recv_exact(c, len(b"queued %d" % i))
+        check(got == b"queued %d" % i, "client %d got %r" % (i, got))
+    print("  3 queued clients served by the added server %.2fs after the SIGHUP"
+          % (time.monotonic() - t0))
+    check(len(up.wait_conns(3)) == 3, "the added server did not get the 3 clients")
+    wait_queued(maddr, 0)
+    for c in clients:
+        c.close()
+    acc = d.wait_access(3, route="q")
+    check(all(a["end"] == "client_closed" and a["upstream"] == up.addr.conf for a in acc),
+          "access lines: %s" % acc)
     d.stop()
 
 
