@@ -169,6 +169,8 @@ void conn_close(struct conn *c, enum conn_end end, bool reset_client, bool reset
         conn_close_side(&c->creg, reset_client);
         conn_close_side(&c->ureg, reset_upstream);
         conn_upstream_text(c, upstream, sizeof(upstream)); /* before the walk lets go of it */
+        if (end == END_NO_SERVER)
+                atomic_fetch_add_explicit(&c->l->route->st->no_server, 1, memory_order_relaxed);
         conn_release(c);
         if (c->state == CONN_FORWARDING) /* its server has a slot free */
                 conn_queue_kick(env, c->l->route->st);

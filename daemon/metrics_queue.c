@@ -1,6 +1,6 @@
 /* The metric families of server limits and client queues (metrics.h): per route
- * evproxy_route_queued (gauge), evproxy_route_queue_timeouts_total and
- * evproxy_route_queue_full_total (counters); per server evproxy_upstream_refused_max_total
+ * evproxy_route_queued (gauge), evproxy_route_queue_timeouts_total,
+ * evproxy_route_queue_full_total and evproxy_route_no_server_total (counters); per server evproxy_upstream_refused_max_total
  * (connections whose choice of a server began while it was at its max_connections). */
 #include "gen.h"
 #include "metrics.h"
@@ -25,6 +25,7 @@ void metrics_queue_families(struct mbuf *b, const struct gen *g)
         static const char *const queued = "evproxy_route_queued",
                                  *const timeouts = "evproxy_route_queue_timeouts_total",
                                  *const full = "evproxy_route_queue_full_total",
+                                 *const no_server = "evproxy_route_no_server_total",
                                  *const refused = "evproxy_upstream_refused_max_total";
 
         head(b, queued, "gauge", "Clients waiting for a server (queue_timeout).");
@@ -39,6 +40,12 @@ void metrics_queue_families(struct mbuf *b, const struct gen *g)
              "Clients with no server that could not wait: queue_size reached (end=no_server).");
         for (size_t i = 0; i < g->n_routes; i++)
                 route_sample(b, full, &g->routes[i], atomic_load(&g->routes[i].st->queue_full));
+        head(b, no_server, "counter",
+             "Clients closed because no server could take them (end=no_server): the route's "
+             "names had no address, or the queue was full or timed out.");
+        for (size_t i = 0; i < g->n_routes; i++)
+                route_sample(b, no_server, &g->routes[i],
+                             atomic_load(&g->routes[i].st->no_server));
         head(b, refused, "counter",
              "Connections that began choosing a server while this one was at its "
              "max_connections, so could not have it.");

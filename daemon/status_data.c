@@ -29,18 +29,32 @@ json_t *status_route_json(const struct route *r)
         const struct route_stats *st = r->st;
         struct server_set *set = route_set_get(r);
         size_t n = set->n;
+        json_t *o;
 
         server_set_unref(set);
-
-        return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->cfg->name,
-                         "servers", (json_int_t)n, "active", (json_int_t)atomic_load(&st->active),
-                         "accepted", (json_int_t)atomic_load(&st->accepted), "refused_acl",
-                         (json_int_t)atomic_load(&st->refused_acl), "refused_limit",
-                         (json_int_t)atomic_load(&st->refused_limit), "bad_proxy_header",
-                         (json_int_t)atomic_load(&st->bad_proxy_header), "connect_failures",
-                         (json_int_t)atomic_load(&st->connect_failures), "bytes_in",
-                         (json_int_t)atomic_load(&st->bytes_in), "bytes_out",
-                         (json_int_t)atomic_load(&st->bytes_out));
+        o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->cfg->name,
+                      "servers", (json_int_t)n, "active", (json_int_t)atomic_load(&st->active),
+                      "accepted", (json_int_t)atomic_load(&st->accepted), "refused_acl",
+                      (json_int_t)atomic_load(&st->refused_acl), "refused_limit",
+                      (json_int_t)atomic_load(&st->refused_limit), "bad_proxy_header",
+                      (json_int_t)atomic_load(&st->bad_proxy_header), "connect_failures",
+                      (json_int_t)atomic_load(&st->connect_failures), "bytes_in",
+                      (json_int_t)atomic_load(&st->bytes_in), "bytes_out",
+                      (json_int_t)atomic_load(&st->bytes_out));
+        /* Traffic policy (issue 16): the per-client limits, the queue, the route's bandwidth. */
+        if (o && json_object_update_new(
+                     o, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "refused_client_limit",
+                                  (json_int_t)atomic_load(&st->refused_client_limit),
+                                  "rate_limited", (json_int_t)atomic_load(&st->rate_limited),
+                                  "no_server", (json_int_t)atomic_load(&st->no_server), "queued",
+                                  (json_int_t)atomic_load(&st->queued), "queue_timeouts",
+                                  (json_int_t)atomic_load(&st->queue_timeouts), "queue_full",
+                                  (json_int_t)atomic_load(&st->queue_full), "throttled",
+                                  (json_int_t)atomic_load(&st->throttled))) != 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 static const char *server_state(const struct upstream_server *s)

@@ -23,7 +23,9 @@ static int add_totals(json_t *totals, const json_t *o)
             {"accepted", "accepted"},        {"connect_failures", "connect_failures"},
             {"bytes_in", "bytes_in"},        {"bytes_out", "bytes_out"},
             {"refused", "refused_acl"},      {"refused", "refused_limit"},
-            {"refused", "bad_proxy_header"},
+            {"refused", "bad_proxy_header"}, {"refused", "refused_client_limit"},
+            {"refused", "rate_limited"},     {"no_server", "no_server"},
+            {"queued", "queued"},
         };
 
         for (size_t i = 0; i < sizeof(sums) / sizeof(sums[0]); i++) {

@@ -335,7 +335,6 @@ bool upstream_no_server(struct route *r, const struct upstream_pick *p, const ch
 
         if (!p->set || p->set->n > 0)
                 return false;
-        atomic_fetch_add_explicit(&r->st->no_server, 1, memory_order_relaxed);
         for (size_t i = 0; i < r->cfg->n_upstreams && len < sizeof(names); i++) {
                 if (r->cfg->upstreams[i].kind == CFG_UPSTREAM_ADDR)
                         continue;

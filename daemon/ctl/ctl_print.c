@@ -81,8 +81,8 @@ static void print_status(FILE *out, json_t *resp)
 {
         json_t *rl = json_object_get(resp, "last_reload"),
                *routes = json_object_get(resp, "routes");
-        struct table t = {.n_cols = 8};
-        char b[8][32];
+        struct table t = {.n_cols = 10};
+        char b[10][32];
         json_t *r;
         size_t i;
 
@@ -99,19 +99,26 @@ static void print_status(FILE *out, json_t *resp)
         fprintf(out, "workers:      %lld\nconnections:  %lld\n\n",
                 (long long)json_integer_value(json_object_get(resp, "workers")),
                 (long long)json_integer_value(json_object_get(resp, "connections")));
-        table_add(&t, (const char *const[]){"ROUTE", "SERVERS", "ACTIVE", "ACCEPTED", "REFUSED",
-                                            "FAILURES", "BYTES_IN", "BYTES_OUT"});
+        table_add(&t, (const char *const[]){"ROUTE", "SERVERS", "ACTIVE", "QUEUED", "ACCEPTED",
+                                            "REFUSED", "NO_SERVER", "FAILURES", "BYTES_IN",
+                                            "BYTES_OUT"});
         json_array_foreach(routes, i, r)
         {
+                /* REFUSED: closed before forwarding by a rule (access list, route limit, bad
+                 * PROXY header, per-client limit or rate); NO_SERVER: no server could take it. */
                 long long refused = json_integer_value(json_object_get(r, "refused_acl")) +
                                     json_integer_value(json_object_get(r, "refused_limit")) +
-                                    json_integer_value(json_object_get(r, "bad_proxy_header"));
+                                    json_integer_value(json_object_get(r, "bad_proxy_header")) +
+                                    json_integer_value(json_object_get(r, "refused_client_limit")) +
+                                    json_integer_value(json_object_get(r, "rate_limited"));
 
                 snprintf(b[4], sizeof(b[4]), "%lld", refused);
                 table_add(&t, (const char *const[]){str(r, "name"),
                                                     num(r, "servers", b[0], sizeof(b[0])),
                                                     num(r, "active", b[1], sizeof(b[1])),
+                                                    num(r, "queued", b[7], sizeof(b[7])),
                                                     num(r, "accepted", b[2], sizeof(b[2])), b[4],
+                                                    num(r, "no_server", b[8], sizeof(b[8])),
                                                     num(r, "connect_failures", b[3], sizeof(b[3])),
                                                     num(r, "bytes_in", b[5], sizeof(b[5])),
                                                     num(r, "bytes_out", b[6], sizeof(b[6]))});

@@ -88,6 +88,8 @@
       ["Accepted", t.accepted, String(t.accepted)],
       ["Conns/s", null, fmtRate(rate(t.accepted, prev && prev.totals.accepted, dt), false)],
       ["Refused", t.refused, String(t.refused)],
+      ["Queued", t.queued, String(t.queued)],
+      ["No server", t.no_server, String(t.no_server)],
       ["Connect failures", t.connect_failures, String(t.connect_failures)],
       ["Bytes in", t.bytes_in, fmtBytes(t.bytes_in)],
       ["In/s", null, fmtRate(rate(t.bytes_in, prev && prev.totals.bytes_in, dt), true)],
@@ -110,7 +112,8 @@
   function routeRow(r, dt) {
     var old = prev && prev.routes[r.name];
     var tr = el("tr");
-    var refused = r.refused_acl + r.refused_limit + r.bad_proxy_header;
+    var refused = r.refused_acl + r.refused_limit + r.bad_proxy_header +
+      r.refused_client_limit + r.rate_limited;
     tr.setAttribute("data-route", r.name);
     cell(tr, "Route", r.name, r.name);
     cell(tr, "Active", r.active, r.active);
@@ -121,7 +124,8 @@
     cell(tr, "Conns/s", fmtRate(cr, false), cr);
     var td = cell(tr, "Refused", refused, refused);
     td.title = "acl " + r.refused_acl + ", limit " + r.refused_limit +
-      ", PROXY header " + r.bad_proxy_header;
+      ", PROXY header " + r.bad_proxy_header + ", per-client limit " +
+      r.refused_client_limit + ", client rate " + r.rate_limited;
     cell(tr, "Connect failures", r.connect_failures, r.connect_failures);
     cell(tr, "Bytes in", fmtBytes(r.bytes_in), r.bytes_in).title = r.bytes_in + " bytes";
     cell(tr, "In/s", fmtRate(irate, true), irate);

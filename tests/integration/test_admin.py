@@ -62,7 +62,11 @@ def status_and_servers(ctx):
     check(r["connect_failures"] == 1 and r["bytes_in"] == sent + 4, "route: %s" % r)
     rc, out, _ = au.ctl(ctx, sock, "status")
     check(rc == 0 and "evproxyd " in out and d.conf_path in out, "status text: %s" % out)
-    check(re.search(r"^web\s+2\s+1\s+4\s", out, re.M), "status table: %s" % out)
+    check(all(r[k] == 0 for k in ("queued", "no_server", "refused_client_limit", "rate_limited",
+                                  "queue_timeouts", "queue_full", "throttled")),
+          "route policy counters: %s" % r)
+    # ROUTE SERVERS ACTIVE QUEUED ACCEPTED ...
+    check(re.search(r"^web\s+2\s+1\s+0\s+4\s", out, re.M), "status table: %s" % out)
     rc, sv = au.ctl_json(ctx, sock, "servers", "web")
     check(rc == 0 and len(sv["servers"]) == 2, "servers: %s" % sv)
     b, e = sv["servers"]

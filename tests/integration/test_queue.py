@@ -6,7 +6,7 @@ late_upstream: the only upstream starts listening 2 s after the client connected
 expiry: with nobody listening, a queued client is closed after queue_timeout = 1 with
   end=no_server; counted in evproxy_route_queue_timeouts_total, the queue is empty again.
 full: queue_size = 2: two clients wait, three more are closed at once (end=no_server) and
-  counted in evproxy_route_queue_full_total; the two are served once the upstream listens.
+  counted in evproxy_route_queue_full_total and in evproxyctl status (QUEUED, NO_SERVER); the two are served once the upstream listens.
 slot_freed_wakes: max_connections = 1 on the only upstream: a second client waits, and is
   woken (debug line) and served at once, well before its next back-off retry, when the first
   one closes.
@@ -23,6 +23,7 @@ name_never_resolves: queue_timeout = 1 and the name never resolves: end=no_serve
 
 import hashlib
 import os
+import re
 import signal
 import socket
 import sys
@@ -32,6 +33,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import evtest as ev  # noqa: E402
 from evtest import check  # noqa: E402
+import admin_util as au  # noqa: E402
 
 # test_dns's dnsmasq helpers, without its tests: importing it registers them, so they are
 # taken off the list again.
@@ -159,6 +161,8 @@ def expiry(ctx):
     check(ev.metric_value(text, "evproxy_route_queue_timeouts_total", route="q") == 1,
           "queue_timeouts_total")
     check(ev.metric_value(text, "evproxy_route_queued", route="q") == 0, "queued")
+    check(ev.metric_value(text, "evproxy_route_no_server_total", route="q") == 1,
+          "no_server_total")
     d.stop()
 
 
@@ -166,8 +170,8 @@ def expiry(ctx):
 def full(ctx):
     bad = ctx.refusing("tcp4")
     listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
-    d = ctx.daemon(ev.make_config([route(listen, [bad.addr], queue_timeout=10, queue_size=2)],
-                                  metrics={"listen": maddr})).start()
+    d, sock = au.start(ctx, [route(listen, [bad.addr], queue_timeout=10, queue_size=2)],
+                       metrics={"listen": maddr})
     waiting = [ev.connect(listen) for _ in range(2)]
     for i, c in enumerate(waiting):
         c.sendall(b"waiting %d\n" % i)
@@ -183,6 +187,16 @@ def full(ctx):
     d.wait_line(r"the queue is full \(queue_size 2\)", 2)
     check(ev.metric_value(ev.fetch_metrics(maddr), "evproxy_route_queue_full_total",
                           route="q") == 3, "queue_full_total")
+    check(ev.metric_value(ev.fetch_metrics(maddr), "evproxy_route_no_server_total",
+                          route="q") == 3, "no_server_total")
+    # evproxyctl status shows the queue too: 2 waiting, 3 turned away (no_server, queue_full)
+    rc, st = au.ctl_json(ctx, sock, "status")
+    r = st["routes"][0]
+    check(rc == 0 and (r["queued"], r["queue_full"], r["no_server"]) == (2, 3, 3),
+          "evproxyctl status: %s" % r)
+    rc, out, _ = au.ctl(ctx, sock, "status")
+    check(rc == 0 and re.search(r"^q\s+1\s+2\s+2\s+5\s+0\s+3\s", out, re.M),
+          "evproxyctl status table (QUEUED 2, NO_SERVER 3): %s" % out)
     listen_late(ctx, bad)
     for i, c in enumerate(waiting):
         want = b"waiting %d\n" % i

@@ -90,6 +90,7 @@ class Setup:
         api_n, api_b = len(API_SIZES) + 1, sum(API_SIZES) + HELD_SIZE
         return {
             "totals": {"active": 1, "accepted": web_n + api_n, "refused": 0,
+                       "no_server": 0, "queued": 0,
                        "connect_failures": 1, "bytes_in": web_b + api_b,
                        "bytes_out": web_b + api_b},
             "routes": {
@@ -158,7 +159,8 @@ def check_json(doc, s):
     compare(doc["totals"], want["totals"], "totals")
     check([r["name"] for r in doc["routes"]] == ["web", "api"], "routes %s" % doc["routes"])
     for r in doc["routes"]:
-        got = dict(r, refused=r["refused_acl"] + r["refused_limit"] + r["bad_proxy_header"])
+        got = dict(r, refused=r["refused_acl"] + r["refused_limit"] + r["bad_proxy_header"] +
+                   r["refused_client_limit"] + r["rate_limited"])
         compare(got, want["routes"][r["name"]], "route " + r["name"])
         for srv in r["upstreams"]:
             compare(srv, want["servers"][(r["name"], srv["server"])],
