@@ -1,7 +1,8 @@
 /* The metric families of server limits and client queues (metrics.h): per route
  * evproxy_route_queued (gauge), evproxy_route_queue_timeouts_total,
- * evproxy_route_queue_full_total and evproxy_route_no_server_total (counters); per server evproxy_upstream_refused_max_total
- * (connections whose choice of a server began while it was at its max_connections). */
+ * evproxy_route_queue_full_total and evproxy_route_no_server_total (counters); per server
+ * evproxy_upstream_refused_max_total (connections whose choice of a server began while it was at
+ * its max_connections). */
 #include "gen.h"
 #include "metrics.h"
 #include "server_set.h"
@@ -44,8 +45,7 @@ void metrics_queue_families(struct mbuf *b, const struct gen *g)
              "Clients closed because no server could take them (end=no_server): the route's "
              "names had no address, or the queue was full or timed out.");
         for (size_t i = 0; i < g->n_routes; i++)
-                route_sample(b, no_server, &g->routes[i],
-                             atomic_load(&g->routes[i].st->no_server));
+                route_sample(b, no_server, &g->routes[i], atomic_load(&g->routes[i].st->no_server));
         head(b, refused, "counter",
              "Connections that began choosing a server while this one was at its "
              "max_connections, so could not have it.");
