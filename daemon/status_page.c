@@ -20,11 +20,16 @@ static int add_totals(json_t *totals, const json_t *o)
         static const struct {
                 const char *total, *from;
         } sums[] = {
-            {"accepted", "accepted"},        {"connect_failures", "connect_failures"},
-            {"bytes_in", "bytes_in"},        {"bytes_out", "bytes_out"},
-            {"refused", "refused_acl"},      {"refused", "refused_limit"},
-            {"refused", "bad_proxy_header"}, {"refused", "refused_client_limit"},
-            {"refused", "rate_limited"},     {"no_server", "no_server"},
+            {"accepted", "accepted"},
+            {"connect_failures", "connect_failures"},
+            {"bytes_in", "bytes_in"},
+            {"bytes_out", "bytes_out"},
+            {"refused", "refused_acl"},
+            {"refused", "refused_limit"},
+            {"refused", "bad_proxy_header"},
+            {"refused", "refused_client_limit"},
+            {"refused", "rate_limited"},
+            {"no_server", "no_server"},
             {"queued", "queued"},
         };
 
