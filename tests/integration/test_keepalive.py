@@ -55,6 +55,16 @@ def closed_within(sock, t0, lo, hi, what):
     check(lo <= dt <= hi, "%s: closed after %.1fs, want %g..%g s" % (what, dt, lo, hi))
 
 
+def upstream_closed_within(rec, t0, lo, hi):
+    """The echo server's connection ended (its handler thread owns the socket and reads it:
+    a second reader here would race it, and find the socket closed under it)."""
+    check(rec.done.wait(hi + 2.0), "upstream: still open %.1fs after the drop" % (hi + 2.0))
+    dt = time.monotonic() - t0
+    print("  upstream: closed (%s) %.1fs after the drop"
+          % ("reset" if rec.error == "ConnectionResetError" else rec.error or "eof", dt))
+    check(lo <= dt <= hi, "upstream: closed after %.1fs, want %g..%g s" % (dt, lo, hi))
+
+
 @ev.test
 def upstream_keepalive(ctx):
     echo, listen, d, c, rec = setup(ctx, upstream_keepalive=KA)
@@ -70,7 +80,7 @@ def upstream_keepalive(ctx):
 def client_keepalive(ctx):
     echo, listen, d, c, rec = setup(ctx, client_keepalive=KA)
     t0 = drop_port(ctx, listen.value)
-    closed_within(rec.sock, t0, 2.0, 6.0, "upstream")
+    upstream_closed_within(rec, t0, 2.0, 6.0)
     d.wait_access(1, route="ka", end="peer_timeout", timeout=3)
     d.wait_line(r"the client peer timed out", 3)
     c.close()
