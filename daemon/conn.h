@@ -62,6 +62,9 @@ struct conn_env {
         struct client_table *clients; /* per-client limits, shared by the workers; or NULL */
         struct conn_queue queue;      /* clients waiting for a server (conn_queue.h) */
         struct gen *gen; /* the worker's current generation: queued clients retry under it */
+        /* A slot of a route freed here while its queued clients wait on other workers: have
+         * them claim it (conn_queue_claim on their threads). NULL: one worker. */
+        void (*kick_others)(struct conn_env *env);
 };
 
 /* Take over an accepted client fd whose limit counters were already taken; on failure the fd
@@ -80,6 +83,9 @@ bool conn_admit(struct conn_env *env, struct listener *l, int fd, const struct s
 /* After a reload: every queued client retries now, under env->gen (the servers it waits for
  * may be new). */
 void conn_queue_retry_all(struct conn_env *env);
+/* Another worker freed slots (route_stats.kicks): the oldest queued clients of those routes
+ * here claim them and retry now. */
+void conn_queue_claim(struct conn_env *env);
 
 /* Release one connection's worth of the global and route limits. */
 void conn_limits_release(struct conn_env *env, struct listener *l);

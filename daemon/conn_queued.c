@@ -1,7 +1,7 @@
 /* Connections that wait in their route's queue for a server (queue_timeout; conn_queue.h keeps
  * the list and the counts): entering it or giving up with end=no_server, the retry when a
- * connection of the route ends or after a reload, and the walk a retry makes under the
- * configuration in force by then. The other half of conn.c, through the private conn_int.h. */
+ * connection of the route ends (on any worker) or after a reload, and the walk a retry makes under
+ * the configuration in force by then. The other half of conn.c, through the private conn_int.h. */
 #include <stdatomic.h>
 
 #include "conn_int.h"
@@ -24,17 +24,68 @@ static void conn_queue_retry(struct conn_env *env, struct cq_entry *e)
         evio_driver_defer(env->drv, &c->run);
 }
 
+/* One more of st's kicks for other workers to claim, unless there are max already (more
+ * credits than waiting clients would only wake clients for nothing later). */
+static void credit(struct route_stats *st, unsigned max)
+{
+        unsigned k = atomic_load_explicit(&st->kicks, memory_order_relaxed);
+
+        while (k < max) {
+                if (atomic_compare_exchange_weak_explicit(
+                        &st->kicks, &k, k + 1, memory_order_relaxed, memory_order_relaxed))
+                        return;
+        }
+}
+
+/* One of st's kicks for this worker, if any is left. */
+static bool claim(struct route_stats *st)
+{
+        unsigned k = atomic_load_explicit(&st->kicks, memory_order_relaxed);
+
+        while (k > 0) {
+                if (atomic_compare_exchange_weak_explicit(
+                        &st->kicks, &k, k - 1, memory_order_relaxed, memory_order_relaxed))
+                        return true;
+        }
+        return false;
+}
+
 /* A connection of route st ended, so a server of it has a slot: the oldest client of this
- * worker waiting for that route retries now. */
+ * worker waiting for that route retries now, or, if none waits here, one of another worker. */
 void conn_queue_kick(struct conn_env *env, struct route_stats *st)
+{
+        unsigned queued = atomic_load_explicit(&st->queued, memory_order_relaxed);
+        struct cq_entry *e;
+
+        if (queued == 0)
+                return;
+        e = cq_oldest(&env->queue, st);
+        if (e) {
+                log_debug("route %s: a connection ended: the oldest queued client retries now",
+                          st->name);
+                conn_queue_retry(env, e);
+                return;
+        }
+        if (!env->kick_others)
+                return;
+        credit(st, queued); /* its clients wait on other workers */
+        log_debug("route %s: a connection ended: a queued client of another worker retries now",
+                  st->name);
+        env->kick_others(env);
+}
+
+void conn_queue_claim(struct conn_env *env)
 {
         struct cq_entry *e;
 
-        if (atomic_load_explicit(&st->queued, memory_order_relaxed) == 0 ||
-            !(e = cq_oldest(&env->queue, st)))
-                return;
-        log_debug("route %s: a connection ended: the oldest queued client retries now", st->name);
-        conn_queue_retry(env, e);
+        for (e = TAILQ_FIRST(&env->queue.list); e; e = TAILQ_NEXT(e, link)) {
+                if (!e->retrying && claim(e->st)) {
+                        log_debug("route %s: a slot freed on another worker: the oldest queued "
+                                  "client here retries now",
+                                  e->st->name);
+                        conn_queue_retry(env, e);
+                }
+        }
 }
 
 void conn_queue_retry_all(struct conn_env *env)

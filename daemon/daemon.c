@@ -122,6 +122,8 @@ static int start_workers(struct daemon *d)
                 if (r < 0)
                         return r;
         }
+        d->shared.workers = d->workers; /* every worker exists: they may post to each other */
+        d->shared.n_workers = d->n_workers;
         handover_import(d); /* issue 18: connections of the old process, before any turn */
         for (unsigned i = 0; i < d->n_workers; i++) {
                 r = worker_start(d->workers[i]);

@@ -44,6 +44,8 @@ struct route_stats {
         atomic_uint_least64_t throttled;
         atomic_uint_least64_t matched;        /* taken on a shared address (match) */
         atomic_uint queued;                   /* clients waiting for a server (conn_queue.h) */
+        atomic_uint kicks; /* slots freed on a worker with none of them queued: the first queued
+                              client of another worker to claim one retries now */
         atomic_uint_least64_t queue_timeouts; /* waited queue_timeout for nothing */
         atomic_uint_least64_t queue_full;     /* could not wait: queue_size reached */
 };

@@ -437,6 +437,27 @@ static void ping_task_fn(struct evio_driver_task *t)
         atomic_fetch_add(&w->sh->watchdog_acks, 1);
 }
 
+static void qkick_task_fn(struct evio_driver_task *t)
+{
+        struct worker *w = container_of(t, struct worker, qkick_task);
+
+        conn_queue_claim(&w->env);
+}
+
+/* Every other worker looks for a queued client that can claim the freed slot. A task still
+ * queued is not queued twice: one run claims every credit it can. */
+static void env_kick_others(struct conn_env *env)
+{
+        struct worker *w = container_of(env, struct worker, env);
+
+        for (unsigned i = 0; w->sh->workers && i < w->sh->n_workers; i++) {
+                struct worker *o = w->sh->workers[i];
+
+                if (o && o != w)
+                        evio_handle_post(o->env.h, &o->qkick_task);
+        }
+}
+
 int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct worker **out)
 {
         struct worker *w = calloc(1, sizeof(*w));
@@ -458,6 +479,8 @@ int worker_new(struct worker_shared *sh, struct gen *g, unsigned id, struct work
         w->drain_task.fn = drain_task_fn;
         w->stop_task.fn = stop_task_fn;
         w->ping_task.fn = ping_task_fn;
+        w->qkick_task.fn = qkick_task_fn;
+        w->env.kick_others = env_kick_others;
         r = evio_driver_new(&w->env.drv, NULL);
         if (r < 0) {
                 log_error_errno(r, "worker %u: creating driver", id);

@@ -40,6 +40,8 @@ struct worker_shared {
         atomic_uint handover_acks;      /* workers that quiesced or resumed (handover.c) */
         atomic_uint_least64_t handover_resumed;       /* connections taken over at start */
         atomic_uint_least64_t handover_resumed_bytes; /* ... their bytes in flight */
+        struct worker **workers; /* all of them, once created (queue kicks between workers) */
+        unsigned n_workers;
 };
 
 struct worker {
@@ -55,6 +57,7 @@ struct worker {
         bool accept_paused; /* out of fds: no accept until pause_timer fires */
         struct evio_timer drain_timer, pause_timer;
         struct evio_driver_task drain_task, stop_task, ping_task;
+        struct evio_driver_task qkick_task; /* another worker freed a slot (conn_queue_claim) */
         _Atomic uint64_t accepted; /* connections this worker accepted (SO_REUSEPORT spread) */
         /* Handover (handover.c): quiesced, the worker neither accepts nor reads; its
          * connections left for ho (they come back from it if the handover fails). */

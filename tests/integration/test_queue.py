@@ -13,6 +13,8 @@ slot_freed_wakes: max_connections = 1 on the only upstream: a second client wait
 reload_adds_server: three clients queued on a route whose only server refuses; a reload adds
   a live server: they retry at once under the new configuration (debug line) and it serves
   them (before, a queued client kept the server set it was queued under until queue_timeout).
+slot_freed_wakes_other_worker: the same across workers: the holder on one of 2 workers, the only
+  queued client on the other: woken at once when the holder ends.
 off_by_default: without queue_timeout a refused connect still ends connect_failed at once.
 name_resolves_while_queued: the only upstream is a name that does not resolve yet (an empty
   server set, dnsmasq): a client with queue_timeout waits, and is served once the name has an
@@ -211,8 +213,8 @@ def full(ctx):
 def slot_freed_wakes(ctx):
     up = ctx.server("tcp4", ev.echo_handler)
     listen = ctx.addr("tcp4")
-    # One worker: a freed slot wakes the waiting clients of its own worker at once (others
-    # retry on their back-off, at most 1 s later).
+    # One worker: a freed slot wakes the oldest waiting client of its own worker at once
+    # (slot_freed_wakes_other_worker: across workers).
     conf = ev.make_config([route(listen, [{"address": up.addr, "max_connections": 1}],
                                  queue_timeout=5)], workers=1, log_level="debug")
     d = ctx.daemon(conf).start()
@@ -233,6 +235,65 @@ def slot_freed_wakes(ctx):
     check(took < 0.6, "served %.2fs after the slot freed: not woken by it" % took)
     b.close()
     d.wait_access(2, route="q")
+    d.stop()
+
+
+def accepted_by(maddr):
+    text = ev.fetch_metrics(maddr)
+    return [ev.metric_value(text, "evproxy_worker_accepted_total", worker=str(i)) for i in (0, 1)]
+
+
+def connect_on_worker(listen, maddr, line):
+    """Connect, send line, and say which of the 2 workers accepted (accepted_total grew)."""
+    before = accepted_by(maddr)
+    c = ev.connect(listen)
+    c.sendall(line)
+    dl = ev.deadline(5)
+    while True:
+        now = accepted_by(maddr)
+        grew = [i for i in (0, 1) if now[i] > before[i]]
+        if grew:
+            return c, grew[0]
+        check(time.monotonic() < dl, "no worker counted the connection")
+        time.sleep(0.02)
+
+
+@ev.test
+def slot_freed_wakes_other_worker(ctx):
+    """max_connections = 1, 2 workers: the holder on one worker, the only queued client on the
+    other. When the holder ends, the other worker's client is woken at once (a credit on the
+    route's counters and a task posted to that worker), not at its next back-off retry."""
+    up = ctx.server("tcp4", ev.echo_handler)
+    listen, maddr = ctx.addr("tcp4"), ctx.addr("tcp4", "m")
+    conf = ev.make_config([route(listen, [{"address": up.addr, "max_connections": 1}],
+                                 queue_timeout=10)], workers=2, log_level="debug",
+                          metrics={"listen": maddr})
+    d = ctx.daemon(conf).start()
+    holder, hw = connect_on_worker(listen, maddr, b"holder\n")
+    check(ev.recv_exact(holder, 7) == b"holder\n", "the holder is not served")
+    for attempt in range(30):  # SO_REUSEPORT: each connection lands on either worker
+        b, bw = connect_on_worker(listen, maddr, b"waiter\n")
+        wait_queued(maddr, 1)
+        if bw != hw:
+            break
+        # Same worker: b becomes the holder (served locally), and another one is tried.
+        holder.close()
+        check(ev.recv_exact(b, 7) == b"waiter\n", "local waiter not served")
+        holder = b
+    else:
+        raise ev.TestFailure("30 connections all on worker %d" % hw)
+    print("  holder on worker %d, the queued client on worker %d (attempt %d)"
+          % (hw, bw, attempt + 1))
+    time.sleep(1.9)  # its back-off retries: +50 ... +1550 ms; the next at +2550 ms
+    check(queued_now(maddr) == 1, "queued %s" % queued_now(maddr))
+    holder.close()
+    t0 = time.monotonic()
+    check(ev.recv_exact(b, 7) == b"waiter\n", "the other worker's client not served")
+    took = time.monotonic() - t0
+    print("  served %.0f ms after the slot freed on the other worker" % (took * 1000))
+    d.wait_line(r"a slot freed on another worker: the oldest queued client here retries now", 2)
+    check(took < 0.6, "served %.2fs after the slot freed: not woken by it" % took)
+    b.close()
     d.stop()
 
 
