@@ -115,7 +115,7 @@ static int ask(sd_bus *bus, uint64_t deadline, char *type, size_t size)
                 r = sd_bus_message_read(c.reply, "o", &s);
         if (r >= 0)
                 unit = strdup(s);
-        sd_bus_message_unref(c.reply);
+        c.reply = sd_bus_message_unref(c.reply);
         if (!unit)
                 return r < 0 ? r : -ENOMEM;
 
@@ -123,7 +123,7 @@ static int ask(sd_bus *bus, uint64_t deadline, char *type, size_t size)
         r = get_prop(bus, deadline, &c, unit, "org.freedesktop.systemd1.Service", "MainPID", "u");
         if (r >= 0)
                 r = sd_bus_message_read(c.reply, "u", &pid);
-        sd_bus_message_unref(c.reply);
+        c.reply = sd_bus_message_unref(c.reply); /* NULL: unref'd once whatever follows */
         if (r < 0 && strcmp(c.error, SD_BUS_ERROR_UNKNOWN_PROPERTY) == 0)
                 r = -ESRCH;
         if (r >= 0 && pid != (uint32_t)getpid())

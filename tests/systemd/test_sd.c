@@ -1,6 +1,5 @@
 /* systemd glue against a test NOTIFY_SOCKET and hand-made LISTEN_FDS: exact messages, no-ops
- * outside systemd, the watchdog interval, named passed sockets; the unit's job without a bus
- * and with one that never answers (bounded). */
+ * outside systemd, the watchdog interval, named passed sockets (the unit's job: test_job.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +11,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <evproxy/sd.h>
+
+#include "test_job.h"
 
 static char dir[64];
 static char sock_path[100];
@@ -139,51 +139,6 @@ static void test_listen_sockets_named(void **state)
         close(4);
 }
 
-static double now_s(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* No system bus: an error at once, never "no job" (which would mean: drain). */
-static void test_unit_job_without_bus(void **state)
-{
-        char type[32] = "x";
-        char addr[160];
-
-        snprintf(addr, sizeof(addr), "unix:path=%s/no-bus", dir);
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", addr, 1);
-        int r = evsd_unit_job(type, sizeof(type));
-        assert_true(r < 0);
-        assert_string_equal(type, "");
-        unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-}
-
-/* A bus that accepts and never answers: the SIGTERM path must not hang on it. */
-static void test_unit_job_silent_bus_is_bounded(void **state)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        char type[32];
-        char addr[160];
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/silent-bus", dir);
-        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-        assert_int_equal(listen(fd, 4), 0);
-        snprintf(addr, sizeof(addr), "unix:path=%s", sa.sun_path);
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", addr, 1);
-        double t0 = now_s();
-        int r = evsd_unit_job(type, sizeof(type));
-        double took = now_s() - t0;
-        print_message("silent bus: %d after %.2fs\n", r, took);
-        assert_true(r < 0);
-        assert_true(took < 5.0);
-        unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-        close(fd);
-        unlink(sa.sun_path);
-}
 
 int main(void)
 {
@@ -192,8 +147,8 @@ int main(void)
             cmocka_unit_test(test_messages),
             cmocka_unit_test(test_watchdog_interval),
             cmocka_unit_test(test_listen_sockets_named),
-            cmocka_unit_test(test_unit_job_without_bus),
-            cmocka_unit_test(test_unit_job_silent_bus_is_bounded),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        int failed = cmocka_run_group_tests(tests, setup, teardown);
+
+        return failed + run_job_tests();
 }
