@@ -109,8 +109,8 @@ static int serve_setup(sd_bus *bus)
         int r = sd_bus_add_object_vtable(bus, NULL, "/org/freedesktop/systemd1",
                                          "org.freedesktop.systemd1.Manager", manager_vt, NULL);
         if (r >= 0)
-                r = sd_bus_add_object_vtable(bus, NULL, SERVICE,
-                                             "org.freedesktop.systemd1.Service", service_vt, NULL);
+                r = sd_bus_add_object_vtable(bus, NULL, SERVICE, "org.freedesktop.systemd1.Service",
+                                             service_vt, NULL);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(bus, NULL, SERVICE, "org.freedesktop.systemd1.Unit",
                                              unit_vt, NULL);
@@ -118,8 +118,8 @@ static int serve_setup(sd_bus *bus)
                 r = sd_bus_add_object_vtable(bus, NULL, SCOPE, "org.freedesktop.systemd1.Unit",
                                              unit_vt, NULL);
         if (r >= 0)
-                r = sd_bus_add_object_vtable(bus, NULL, JOB, "org.freedesktop.systemd1.Job",
-                                             job_vt, NULL);
+                r = sd_bus_add_object_vtable(bus, NULL, JOB, "org.freedesktop.systemd1.Job", job_vt,
+                                             NULL);
         if (r >= 0)
                 r = sd_bus_request_name(bus, "org.freedesktop.systemd1", 0);
         return r;
@@ -163,12 +163,13 @@ static int setup(void **state)
         snprintf(conf, sizeof(conf), "%s/bus.conf", dir);
         f = fopen(conf, "w");
         assert_non_null(f);
-        fprintf(f, "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration "
-                   "1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
-                   "<busconfig><type>custom</type><listen>%s</listen><auth>EXTERNAL</auth>\n"
-                   "<policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>"
-                   "<allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy>"
-                   "</busconfig>\n",
+        fprintf(f,
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration "
+                "1.0//EN\" \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
+                "<busconfig><type>custom</type><listen>%s</listen><auth>EXTERNAL</auth>\n"
+                "<policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>"
+                "<allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy>"
+                "</busconfig>\n",
                 bus_addr);
         fclose(f);
         /* dbus-daemon from Debian's dbus-daemon package (.ci/install-deps installs it). */
@@ -335,14 +336,10 @@ static void test_silent_bus_is_bounded(void **state)
 int run_job_tests(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_restart_job),
-            cmocka_unit_test(test_stop_job),
-            cmocka_unit_test(test_no_job),
-            cmocka_unit_test(test_job_gone),
-            cmocka_unit_test(test_not_main_pid),
-            cmocka_unit_test(test_scope),
-            cmocka_unit_test(test_without_bus),
-            cmocka_unit_test(test_silent_bus_is_bounded),
+            cmocka_unit_test(test_restart_job),  cmocka_unit_test(test_stop_job),
+            cmocka_unit_test(test_no_job),       cmocka_unit_test(test_job_gone),
+            cmocka_unit_test(test_not_main_pid), cmocka_unit_test(test_scope),
+            cmocka_unit_test(test_without_bus),  cmocka_unit_test(test_silent_bus_is_bounded),
         };
         return cmocka_run_group_tests_name("unit_job", tests, setup, teardown);
 }

@@ -139,7 +139,6 @@ static void test_listen_sockets_named(void **state)
         close(4);
 }
 
-
 int main(void)
 {
         const struct CMUnitTest tests[] = {
