@@ -42,8 +42,8 @@ struct route_stats {
         /* route_rate (shaper.c): the route's shared buckets, and times a direction waited. */
         struct rl_bucket shape_up, shape_down;
         atomic_uint_least64_t throttled;
-        atomic_uint_least64_t matched;        /* taken on a shared address (match) */
-        atomic_uint queued;                   /* clients waiting for a server (conn_queue.h) */
+        atomic_uint_least64_t matched; /* taken on a shared address (match) */
+        atomic_uint queued;            /* clients waiting for a server (conn_queue.h) */
         atomic_uint kicks; /* slots freed on a worker with none of them queued: the first queued
                               client of another worker to claim one retries now */
         atomic_uint_least64_t queue_timeouts; /* waited queue_timeout for nothing */
