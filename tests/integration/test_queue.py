@@ -209,6 +209,21 @@ def full(ctx):
     d.stop()
 
 
+def woken_by_freed_slot(d, holder, waiter, line, logged):
+    """The holder ends; the queued waiter (which sent line) must be served at once, by a
+    wake-up the daemon logs. Called ~1.9 s after the waiter queued: its back-off retries came
+    at +50, +150, +350, +750, +1550 ms and the next is at +2550 ms, which leaves at least 0.6 s
+    to tell a wake-up from a retry even if it was queued 0.3 s late."""
+    holder.close()
+    t0 = time.monotonic()
+    check(ev.recv_exact(waiter, len(line)) == line, "the queued client was not served")
+    took = time.monotonic() - t0
+    print("  served %.0f ms after the slot freed" % (took * 1000))
+    d.wait_line(logged, 2)
+    check(took < 0.6, "served %.2fs after the slot freed: not woken by it" % took)
+    waiter.close()
+
+
 @ev.test
 def slot_freed_wakes(ctx):
     up = ctx.server("tcp4", ev.echo_handler)
@@ -222,18 +237,10 @@ def slot_freed_wakes(ctx):
     ev.echo_roundtrip(a, b"first\n")
     b = ev.connect(listen)
     b.sendall(b"second\n")
-    # b's retries: +50, +150, +350, +750, +1550 ms; the next is at +2550 ms, which leaves
-    # at least 0.6 s to tell a wake-up from a retry even if b was queued 0.3 s late.
-    time.sleep(1.9)
+    time.sleep(1.9)  # see woken_by_freed_slot
     check(up.count() == 1, "the second client reached the upstream past max_connections")
-    a.close()
-    t0 = time.monotonic()
-    check(ev.recv_exact(b, 7) == b"second\n", "second client not served")
-    took = time.monotonic() - t0
-    print("  served %.0f ms after the slot freed" % (took * 1000))
-    d.wait_line(r"route q: a connection ended: the oldest queued client retries now", 2)
-    check(took < 0.6, "served %.2fs after the slot freed: not woken by it" % took)
-    b.close()
+    woken_by_freed_slot(d, a, b, b"second\n",
+                        r"route q: a connection ended: the oldest queued client retries now")
     d.wait_access(2, route="q")
     d.stop()
 
@@ -284,16 +291,10 @@ def slot_freed_wakes_other_worker(ctx):
         raise ev.TestFailure("30 connections all on worker %d" % hw)
     print("  holder on worker %d, the queued client on worker %d (attempt %d)"
           % (hw, bw, attempt + 1))
-    time.sleep(1.9)  # its back-off retries: +50 ... +1550 ms; the next at +2550 ms
+    time.sleep(1.9)  # see woken_by_freed_slot
     check(queued_now(maddr) == 1, "queued %s" % queued_now(maddr))
-    holder.close()
-    t0 = time.monotonic()
-    check(ev.recv_exact(b, 7) == b"waiter\n", "the other worker's client not served")
-    took = time.monotonic() - t0
-    print("  served %.0f ms after the slot freed on the other worker" % (took * 1000))
-    d.wait_line(r"a slot freed on another worker: the oldest queued client here retries now", 2)
-    check(took < 0.6, "served %.2fs after the slot freed: not woken by it" % took)
-    b.close()
+    woken_by_freed_slot(d, holder, b, b"waiter\n",
+                        r"a slot freed on another worker: the oldest queued client here retries now")
     d.stop()
 
 
