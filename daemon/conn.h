@@ -61,7 +61,8 @@ struct conn_env {
         void (*pause_accepting)(struct conn_env *env, int r);
         struct client_table *clients; /* per-client limits, shared by the workers; or NULL */
         struct conn_queue queue;      /* clients waiting for a server (conn_queue.h) */
-        struct gen *gen; /* the worker's current generation: queued clients retry under it */
+        struct gen *gen; /* the generation the worker accepts for (its reference); queued
+                          * clients retry under it */
         /* A slot of a route freed here while its queued clients wait on other workers: have
          * them claim it (conn_queue_claim on their threads). NULL: one worker. */
         void (*kick_others)(struct conn_env *env);

@@ -69,7 +69,7 @@ static void worker_accept(struct worker *w, struct listener *l, int fd, const st
                           socklen_t len)
 {
         struct route *rt = l->route;
-        unsigned max = w->gen->cfg->max_connections;
+        unsigned max = w->env.gen->cfg->max_connections;
 
         atomic_fetch_add_explicit(&rt->st->accepted, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
@@ -266,8 +266,8 @@ static int worker_set_gen(struct worker *w, struct gen *g, struct wlistener *ls)
         free(old);
         w->ls = ls;
         w->n_ls = g->n_listeners;
-        gen_unref(w->gen);
-        w->gen = w->env.gen = g;
+        gen_unref(w->env.gen);
+        w->env.gen = g;
         conn_queue_retry_all(&w->env);
         return r;
 }
@@ -340,7 +340,7 @@ void worker_reload_free(struct worker_reload *rt)
 
 static void worker_begin_drain(struct worker *w)
 {
-        uint64_t ms = w->gen->cfg->drain_timeout_ms;
+        uint64_t ms = w->env.gen->cfg->drain_timeout_ms;
 
         if (w->draining)
                 return;
@@ -529,7 +529,7 @@ void worker_free(struct worker *w)
         free(w->ls);
         ho_state_close_fds(&w->ho); /* records a failed handover left with it */
         ho_state_free(&w->ho);
-        gen_unref(w->gen);
+        gen_unref(w->env.gen);
         pipe_pool_destroy(&w->env.pipes);
         buf_pool_destroy(&w->env.bufs);
         evio_driver_free(w->env.drv);
@@ -643,8 +643,8 @@ static struct listener *import_listener(struct worker *w, const char *route, int
         socklen_t len = sizeof(local);
         bool have_local = cfd >= 0 && getsockname(cfd, (struct sockaddr *)&local, &len) == 0;
 
-        for (size_t i = 0; i < w->gen->n_listeners; i++) {
-                struct listener *l = &w->gen->listeners[i];
+        for (size_t i = 0; i < w->env.gen->n_listeners; i++) {
+                struct listener *l = &w->env.gen->listeners[i];
 
                 if (!l->group) {
                         if (strcmp(l->route->cfg->name, route) == 0)

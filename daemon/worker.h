@@ -47,8 +47,7 @@ struct worker_shared {
 struct worker {
         unsigned id;
         struct worker_shared *sh;
-        struct gen *gen;     /* the configuration this worker accepts for */
-        struct conn_env env; /* driver, pools and connections (conn.h) */
+        struct conn_env env; /* driver, pools, connections, the generation it accepts for */
         pthread_t thread;
         bool started;
         struct wlistener *ls;
